@@ -1,0 +1,68 @@
+// Turns configuration into a database URL (starting the embedded cluster when none is given) and
+// turns connection failures into one actionable line.
+import pg from 'pg';
+import { UserError, redactSecrets } from '../errors.js';
+import type { WalflowConfig } from '../config/config.js';
+import { EmbeddedCluster } from './embedded-cluster.js';
+
+// int8 (LSNs, counts) as JS numbers would lose precision silently; keep them as strings, except
+// for count(*) style results which callers convert explicitly.
+export function validateDatabaseUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UserError(`DATABASE_URL is not a valid URL ("${redactSecrets(url)}"): expected postgres://user:password@host:5432/database`);
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new UserError(`DATABASE_URL must start with postgres:// or postgresql:// (got "${parsed.protocol}//")`);
+  }
+  if (!parsed.hostname && !parsed.searchParams.get('host')) {
+    throw new UserError('DATABASE_URL has no host: expected postgres://user:password@host:5432/database');
+  }
+  return url;
+}
+
+/** The URL to use: DATABASE_URL when given, else the embedded cluster (started if needed). */
+export async function resolveDatabaseUrl(config: WalflowConfig): Promise<string> {
+  if (config.databaseUrl) return validateDatabaseUrl(config.databaseUrl);
+  return new EmbeddedCluster({ dataDir: config.dataDir }).start();
+}
+
+const friendly: Record<string, string> = {
+  ECONNREFUSED: 'connection refused: is PostgreSQL running there? (`walflow db start` runs the embedded one)',
+  ENOTFOUND: 'host not found: check the host name in DATABASE_URL',
+  ETIMEDOUT: 'connection timed out: check host, port and firewall',
+  '28P01': 'password authentication failed: check the user and password in DATABASE_URL',
+  '28000': 'the server rejected this role or host (pg_hba.conf): check the user in DATABASE_URL',
+  '3D000': 'database does not exist: create it or fix the database name in DATABASE_URL',
+};
+
+/** Converts an error from connecting into a UserError with one clear line; other errors pass through. */
+export function explainConnectError(err: unknown, url: string): unknown {
+  const e = err as { code?: string; message?: string };
+  const hint = e.code ? friendly[e.code] : undefined;
+  if (!hint) return err;
+  let where = redactSecrets(url);
+  try {
+    const u = new URL(url);
+    where = `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    /* keep the redacted URL */
+  }
+  return new UserError(`cannot connect to ${where}: ${hint}`);
+}
+
+export async function connectClient(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw explainConnectError(err, url);
+  }
+  return client;
+}
+
+export function createPool(url: string, max = 10): pg.Pool {
+  return new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000 });
+}

@@ -1,0 +1,258 @@
+// The embedded default: a local PostgreSQL cluster that walflow creates, starts and stops itself,
+// configured for logical replication, with pgvector available.
+import { spawn, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { assertPgvectorInstalled, findPgBinaries, type PgBinaries } from './pg-binaries.js';
+
+export interface ClusterOptions {
+  dataDir: string;
+  /** Extra postgresql.conf settings (the test harness turns fsync off, for instance). */
+  settings?: Record<string, string | number>;
+  /** PATH to search for binaries before the usual places. */
+  searchPath?: string;
+}
+
+export interface ClusterState {
+  port: number;
+  user: string;
+  database: string;
+}
+
+export interface ClusterStatus {
+  initialized: boolean;
+  running: boolean;
+  url?: string;
+  dataDir: string;
+}
+
+const STATE_FILE = 'walflow-cluster.json';
+const SUPERUSER = 'walflow';
+const DATABASE = 'walflow';
+
+const BASE_SETTINGS: Record<string, string | number> = {
+  listen_addresses: "'127.0.0.1'",
+  wal_level: 'logical',
+  max_replication_slots: 64,
+  max_wal_senders: 64,
+  max_connections: 200,
+  // Keep a lagging slot from filling the disk of a developer machine.
+  max_slot_wal_keep_size: "'4GB'",
+  shared_buffers: "'256MB'",
+};
+
+interface RunAs {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+/** initdb and postgres refuse to run as root; as root we run them as the `postgres` system user. */
+function unprivilegedUser(): RunAs | undefined {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return undefined;
+  const passwd = fs.existsSync('/etc/passwd') ? fs.readFileSync('/etc/passwd', 'utf8') : '';
+  const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
+  const [, , uid, gid] = line?.split(':') ?? [];
+  if (!uid || !gid) {
+    throw new UserError('running as root, and initdb refuses root: create a `postgres` system user (installing the postgresql package does), or run walflow as an unprivileged user');
+  }
+  return { uid: Number(uid), gid: Number(gid), name: 'postgres' };
+}
+
+function run(file: string, args: string[], opts: SpawnOptions & { runAs?: RunAs }): Promise<string> {
+  const { runAs, ...spawnOpts } = opts;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      ...spawnOpts,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${path.basename(file)} exited with ${code}: ${out.trim()}`))));
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Checks that `runAs` can reach `dir`: every parent must be searchable by that user. */
+function assertReachable(dir: string, runAs: RunAs): void {
+  let cur = path.dirname(dir);
+  while (true) {
+    const st = fs.statSync(cur);
+    const searchable = st.uid === runAs.uid ? st.mode & 0o100 : st.gid === runAs.gid ? st.mode & 0o010 : st.mode & 0o001;
+    if (!searchable) {
+      throw new UserError(`the ${runAs.name} user cannot reach ${dir} (${cur} is not searchable by it): set WALFLOW_DATA_DIR to a directory it can reach, e.g. /var/tmp/walflow`);
+    }
+    const parent = path.dirname(cur);
+    if (parent === cur) return;
+    cur = parent;
+  }
+}
+
+export class EmbeddedCluster {
+  readonly dataDir: string;
+  private readonly bins: PgBinaries;
+  private readonly runAs: RunAs | undefined;
+
+  constructor(private readonly opts: ClusterOptions) {
+    this.dataDir = path.resolve(opts.dataDir);
+    this.bins = findPgBinaries(opts.searchPath);
+    this.runAs = unprivilegedUser();
+  }
+
+  private get statePath(): string {
+    return path.join(this.dataDir, STATE_FILE);
+  }
+
+  readState(): ClusterState | undefined {
+    if (!fs.existsSync(this.statePath)) return undefined;
+    return JSON.parse(fs.readFileSync(this.statePath, 'utf8')) as ClusterState;
+  }
+
+  isInitialized(): boolean {
+    return fs.existsSync(path.join(this.dataDir, 'PG_VERSION')) && this.readState() !== undefined;
+  }
+
+  urlFor(state: ClusterState, database = state.database): string {
+    return `postgres://${state.user}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`;
+  }
+
+  async isRunning(): Promise<boolean> {
+    if (!this.isInitialized()) return false;
+    try {
+      await run(this.bins.pgCtl, ['status', '-D', this.dataDir], { runAs: this.runAs });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const state = this.readState();
+    const running = await this.isRunning();
+    return { initialized: this.isInitialized(), running, dataDir: this.dataDir, ...(state ? { url: this.urlFor(state) } : {}) };
+  }
+
+  /** Creates (first time) and starts the cluster; returns its connection URL. Idempotent. */
+  async start(): Promise<string> {
+    assertPgvectorInstalled(this.bins);
+    if (!this.isInitialized()) await this.init();
+    const state = this.readState()!;
+    if (await this.isRunning()) return this.urlFor(state);
+    if (!(await portIsFree(state.port))) {
+      state.port = await freePort();
+      this.writeState(state);
+      this.writeSettings({ port: state.port });
+    }
+    try {
+      await run(this.bins.pgCtl, ['start', '-w', '-t', '60', '-D', this.dataDir, '-l', path.join(this.dataDir, 'postgres.log')], { runAs: this.runAs });
+    } catch (err) {
+      const log = this.tailLog();
+      throw new UserError(`could not start PostgreSQL in ${this.dataDir}: ${(err as Error).message}${log ? `\n${log}` : ''}`);
+    }
+    await this.ensureDatabase(state);
+    return this.urlFor(state);
+  }
+
+  async stop(mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<boolean> {
+    if (!(await this.isRunning())) return false;
+    await run(this.bins.pgCtl, ['stop', '-w', '-m', mode, '-D', this.dataDir], { runAs: this.runAs });
+    return true;
+  }
+
+  /** Restart, e.g. `immediate` to simulate a crash in fault-injection tests. */
+  async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.stop(mode);
+    await this.start();
+  }
+
+  /** Removes the data directory (stopping the cluster first). */
+  async destroy(): Promise<void> {
+    await this.stop('immediate').catch(() => false);
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  private async init(): Promise<void> {
+    if (fs.existsSync(this.dataDir) && fs.readdirSync(this.dataDir).length > 0) {
+      throw new UserError(`${this.dataDir} exists and is not an initialized walflow cluster: remove it or set WALFLOW_DATA_DIR elsewhere`);
+    }
+    fs.mkdirSync(path.dirname(this.dataDir), { recursive: true });
+    fs.mkdirSync(this.dataDir, { mode: 0o700 });
+    if (this.runAs) {
+      assertReachable(this.dataDir, this.runAs);
+      fs.chownSync(this.dataDir, this.runAs.uid, this.runAs.gid);
+    }
+    await run(this.bins.initdb, ['-D', this.dataDir, '-U', SUPERUSER, '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8', '--no-instructions'], { runAs: this.runAs }).catch((err: Error) => {
+      throw new UserError(`initdb failed in ${this.dataDir}: ${err.message}`);
+    });
+    const port = await freePort();
+    this.writeSettings({ ...BASE_SETTINGS, unix_socket_directories: `'${this.dataDir}'`, ...this.opts.settings, port });
+    this.writeState({ port, user: SUPERUSER, database: DATABASE });
+  }
+
+  /** Settings go to an included file so that postgresql.conf stays the distribution's. */
+  private writeSettings(settings: Record<string, string | number>): void {
+    const file = path.join(this.dataDir, 'walflow.conf');
+    const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    const merged = new Map<string, string>();
+    for (const line of existing.split('\n')) {
+      const m = /^(\w+)\s*=\s*(.*)$/.exec(line);
+      if (m?.[1] && m[2] !== undefined) merged.set(m[1], m[2]);
+    }
+    for (const [k, v] of Object.entries(settings)) merged.set(k, String(v));
+    fs.writeFileSync(file, [...merged].map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
+    const conf = path.join(this.dataDir, 'postgresql.conf');
+    if (!fs.readFileSync(conf, 'utf8').includes("include_if_exists = 'walflow.conf'")) {
+      fs.appendFileSync(conf, "\ninclude_if_exists = 'walflow.conf'\n");
+    }
+    if (this.runAs) fs.chownSync(file, this.runAs.uid, this.runAs.gid);
+  }
+
+  private writeState(state: ClusterState): void {
+    fs.writeFileSync(this.statePath, JSON.stringify(state, null, 2) + '\n');
+    if (this.runAs) fs.chownSync(this.statePath, this.runAs.uid, this.runAs.gid);
+  }
+
+  private async ensureDatabase(state: ClusterState): Promise<void> {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: this.urlFor(state, 'postgres') });
+    await client.connect();
+    try {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [state.database]);
+      if (!rowCount) await client.query(`CREATE DATABASE "${state.database}"`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created concurrently
+      });
+    } finally {
+      await client.end();
+    }
+  }
+
+  private tailLog(): string {
+    const log = path.join(this.dataDir, 'postgres.log');
+    if (!fs.existsSync(log)) return '';
+    return fs.readFileSync(log, 'utf8').split('\n').slice(-8).join('\n');
+  }
+}

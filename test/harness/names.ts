@@ -1,0 +1,1 @@
+export const TEMPLATE_DB = 'walflow_test_template';
