@@ -79,6 +79,17 @@ CREATE TABLE walflow.steps (
   PRIMARY KEY (run_id, step_index)
 );
 
+-- Cross-process concurrency limits: a step with `concurrency: n` has n slot rows; executing it
+-- means holding one, under a lease like a run's, so a crashed holder frees its slot when it expires.
+CREATE TABLE walflow.step_slots (
+  pipeline   text NOT NULL,
+  step       text NOT NULL,
+  slot       integer NOT NULL,
+  owner      text,
+  expires_at timestamptz,
+  PRIMARY KEY (pipeline, step, slot)
+);
+
 -- Starts a batch of runs for one pipeline. items: [{"input": {...}, "key": "...", "dedupe_id": "...",
 -- "source_lsn": "0/16B3748", "source_index": 0}, ...]. Idempotent on dedupe_id; a newer start for a
 -- key whose run has not begun supersedes it. Works inside the caller's transaction.

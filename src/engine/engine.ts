@@ -1,0 +1,185 @@
+// The durable engine of one process: registers its pipelines, starts runs, and runs workers with
+// their wake-ups (in-process, LISTEN/NOTIFY hint, polling backstop), lease reaping and pruning.
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { UserError } from '../errors.js';
+import { silentLogger } from '../log.js';
+import type { Pipeline } from '../pipeline/define.js';
+import type { BatchItem, BatchStep, Json, StepDefinition } from '../pipeline/types.js';
+import { StepBatcher } from './batcher.js';
+import { GroupWriter } from './group-writer.js';
+import { NotifyListener } from './notify-listener.js';
+import { StepTimeoutError } from './retry.js';
+import type { RunEnd } from './run-executor.js';
+import { StepSlots, syncSlots } from './step-slots.js';
+import {
+  pruneFinished, reapExpiredLeases, registerPipelines, startRuns, writeCheckpoints, writeFailures,
+  type CheckpointItem, type FailureItem, type StartItem, type StartResult,
+} from './store.js';
+import { Worker } from './worker.js';
+
+export interface EngineOptions {
+  url: string;
+  pipelines: Pipeline[];
+  log?: Logger;
+  /** Worker loops in this process. */
+  workers?: number;
+  /** Runs in flight per worker loop (also the most claimed per round trip). */
+  capacity?: number;
+  leaseMs?: number;
+  pollIntervalMs?: number;
+  /** Finished runs older than this are pruned; 0 disables pruning. */
+  retentionMs?: number;
+  shutdownTimeoutMs?: number;
+  /** Database connections of this process. */
+  poolSize?: number;
+  /** Observes every run end (metrics, tests). */
+  onRunEnd?: (pipeline: string, end: RunEnd) => void;
+  onStepDone?: (pipeline: string, step: string, ok: boolean, ms: number) => void;
+}
+
+export interface StartOptions {
+  key?: string | null;
+  dedupeId?: string | null;
+}
+
+export class Engine {
+  readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly pool: pg.Pool;
+  private readonly log: Logger;
+  private readonly pipelines = new Map<string, Pipeline>();
+  private readonly workers: Worker[] = [];
+  private readonly batchers = new Map<string, StepBatcher>();
+  private readonly slots: StepSlots;
+  private listener: NotifyListener | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly leaseMs: number;
+
+  constructor(private readonly o: EngineOptions) {
+    this.log = (o.log ?? silentLogger).child({ component: 'engine' });
+    this.leaseMs = o.leaseMs ?? 30_000;
+    this.pool = new pg.Pool({ connectionString: o.url, max: o.poolSize ?? 10, idleTimeoutMillis: 30_000 });
+    this.pool.on('error', (err) => this.log.warn({ err }, 'idle database connection failed'));
+    for (const p of o.pipelines) {
+      if (this.pipelines.has(p.name)) throw new UserError(`two pipelines are named "${p.name}"`);
+      this.pipelines.set(p.name, p);
+    }
+    this.slots = new StepSlots(this.pool, this.owner, this.leaseMs);
+  }
+
+  /** Records the loaded pipelines (walflow.start() accepts only registered names) and their limits. */
+  async register(): Promise<void> {
+    const defs = [...this.pipelines.values()].map((p) => ({
+      name: p.name, version: p.version, steps: p.stepNames,
+      source: p.source ? (JSON.parse(JSON.stringify({ ...p.source, where: p.source.where ? String(p.source.where) : undefined })) as Json) : null,
+    }));
+    await registerPipelines(this.pool, defs);
+    for (const p of this.pipelines.values()) await syncSlots(this.pool, p.name, p.steps);
+  }
+
+  pipeline(name: string): Pipeline {
+    const p = this.pipelines.get(name);
+    if (!p) throw new UserError(`unknown pipeline "${name}" (loaded: ${[...this.pipelines.keys()].join(', ') || 'none'})`);
+    return p;
+  }
+
+  /** Starts one run; returns its id (the existing run's id when dedupeId was seen before). */
+  async start(pipeline: string, input: Json, opts: StartOptions = {}): Promise<string> {
+    const [r] = await this.startMany(pipeline, [{ input, ...opts }]);
+    return r!.run_id;
+  }
+
+  /** Starts runs in one statement. Pass `db` to start them inside your own transaction. */
+  async startMany(pipeline: string, items: (StartOptions & { input: Json })[], db: Pick<pg.ClientBase, 'query'> | pg.Pool = this.pool): Promise<StartResult[]> {
+    const p = this.pipeline(pipeline);
+    const rows: StartItem[] = items.map((it) => ({
+      input: it.input,
+      key: it.key !== undefined ? it.key : (p.key?.(it.input) ?? null),
+      dedupe_id: it.dedupeId ?? null,
+    }));
+    const results = await startRuns(db, pipeline, rows);
+    if (db === this.pool) for (const w of this.workers) w.wake();
+    return results;
+  }
+
+  /** Starts the worker loops and the background chores. */
+  async runWorkers(): Promise<void> {
+    if (this.workers.length > 0) return;
+    const checkpoints = new GroupWriter<CheckpointItem>({
+      write: (items) => writeCheckpoints(this.pool, items, this.owner, this.leaseMs), idOf: (i) => i.run_id, maxBatch: 2000, parallel: 2,
+    });
+    const failures = new GroupWriter<FailureItem>({
+      write: (items) => writeFailures(this.pool, items, this.owner), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
+    });
+    const n = this.o.workers ?? 1;
+    for (let i = 0; i < n; i++) {
+      const worker: Worker = new Worker({
+        pool: this.pool, pipelines: this.pipelines, owner: this.owner, capacity: this.o.capacity ?? 500,
+        leaseMs: this.leaseMs, pollIntervalMs: this.o.pollIntervalMs ?? 1000, log: this.log,
+        ...(this.o.onRunEnd ? { onRunEnd: this.o.onRunEnd } : {}),
+        deps: {
+          checkpoints, failures,
+          batcherFor: (pipeline, step) => this.batcherFor(pipeline, step),
+          acquireSlot: (pipeline, step, signal) => (step.batch ? Promise.resolve(() => undefined) : this.slots.acquire(pipeline, step, signal)),
+          onRetryScheduled: (at) => worker.wakeAt(at),
+          ...(this.o.onStepDone ? { onStepDone: this.o.onStepDone } : {}),
+        },
+      });
+      this.workers.push(worker);
+      worker.start();
+    }
+    this.listener = new NotifyListener(this.o.url, 'walflow_runs', () => this.workers.forEach((w) => w.wake()), this.log);
+    await this.listener.start();
+    this.every(Math.max(500, Math.floor(this.leaseMs / 2)), async () => {
+      await reapExpiredLeases(this.pool);
+      await this.slots.renew();
+    });
+    const retention = this.o.retentionMs ?? 7 * 24 * 3600_000;
+    if (retention > 0) this.every(60_000, async () => { while ((await pruneFinished(this.pool, retention)) > 0) { /* next batch */ } });
+  }
+
+  private every(ms: number, chore: () => Promise<void>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      chore().catch((err: unknown) => this.log.warn({ err }, 'background chore failed; will retry')).finally(() => (busy = false));
+    }, ms);
+    this.timers.push(t);
+  }
+
+  private batcherFor(pipeline: string, step: StepDefinition): StepBatcher | undefined {
+    if (!step.batch) return undefined;
+    const k = `${pipeline}\u0000${step.name}`;
+    let b = this.batchers.get(k);
+    if (!b) {
+      const batchStep = step as BatchStep;
+      b = new StepBatcher(batchStep, async (items: BatchItem<unknown>[]) => {
+        const signal = batchStep.timeoutMs ? AbortSignal.timeout(batchStep.timeoutMs) : new AbortController().signal;
+        const release = await this.slots.acquire(pipeline, step, signal);
+        try {
+          const call = batchStep.run(items, signal);
+          if (!batchStep.timeoutMs) return await call;
+          return await Promise.race([call, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new StepTimeoutError(`batched step "${step.name}" timed out after ${batchStep.timeoutMs} ms`)), { once: true }))]);
+        } finally {
+          release();
+        }
+      });
+      this.batchers.set(k, b);
+    }
+    return b;
+  }
+
+  /** Graceful stop: no new claims, running steps get until the deadline, the rest is released. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    for (const b of this.batchers.values()) b.flush();
+    await Promise.all(this.workers.map((w) => w.stop(this.o.shutdownTimeoutMs ?? 30_000)));
+    this.workers.length = 0;
+    await this.listener?.stop();
+    await this.pool.end();
+  }
+}

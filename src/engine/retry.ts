@@ -1,0 +1,62 @@
+// Retry decisions: exponential backoff with full jitter, and which errors are worth retrying.
+import { redactSecrets } from '../errors.js';
+import type { RetryPolicy } from '../pipeline/types.js';
+
+export const DEFAULT_RETRY: Required<Omit<RetryPolicy, 'retryable'>> = {
+  maxAttempts: 5,
+  initialDelayMs: 1_000,
+  maxDelayMs: 5 * 60_000,
+};
+
+/** Throw this from a step to fail the run at once, whatever the retry policy. */
+export class NonRetryableError extends Error {
+  override name = 'NonRetryableError';
+  readonly retryable = false;
+}
+
+/** A step attempt that ran past its timeoutMs. Retryable. */
+export class StepTimeoutError extends Error {
+  override name = 'StepTimeoutError';
+}
+
+export function isRetryable(err: unknown, policy: RetryPolicy | undefined): boolean {
+  if (err instanceof NonRetryableError) return false;
+  if (err && typeof err === 'object' && (err as { retryable?: unknown }).retryable === false) return false;
+  return policy?.retryable ? policy.retryable(err) : true;
+}
+
+/** Delay before attempt `nextAttempt` (2 for the first retry): uniform in [0, min(max, initial·2^(n-2))]. */
+export function backoffMs(policy: RetryPolicy | undefined, nextAttempt: number, random: () => number = Math.random): number {
+  const initial = policy?.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
+  const max = policy?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
+  const ceiling = Math.min(max, initial * 2 ** Math.max(0, nextAttempt - 2));
+  return Math.round(ceiling * random());
+}
+
+export function maxAttempts(policy: RetryPolicy | undefined): number {
+  return policy?.maxAttempts ?? DEFAULT_RETRY.maxAttempts;
+}
+
+/** Errors are stored as JSON: message, name, stack, and a code when there is one. */
+export interface StoredError {
+  message: string;
+  name?: string;
+  stack?: string;
+  code?: string;
+  step?: string;
+  attempt?: number;
+}
+
+export function toStoredError(err: unknown, extra: Partial<StoredError> = {}): StoredError {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      message: redactSecrets(err.message),
+      name: err.name,
+      ...(err.stack ? { stack: redactSecrets(err.stack) } : {}),
+      ...(typeof code === 'string' ? { code } : {}),
+      ...extra,
+    };
+  }
+  return { message: redactSecrets(typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err))), ...extra };
+}

@@ -1,0 +1,106 @@
+// Drives one claimed run through its remaining steps: each step's output is checkpointed before
+// the next step starts, so a crash resumes after the last committed step and never repeats it.
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Pipeline } from '../pipeline/define.js';
+import type { Json, StepDefinition } from '../pipeline/types.js';
+import type { StepBatcher } from './batcher.js';
+import type { GroupWriter } from './group-writer.js';
+import { backoffMs, isRetryable, maxAttempts, NonRetryableError, toStoredError } from './retry.js';
+import { finishTx, invokeStep } from './step-invoker.js';
+import { writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
+
+export interface ExecutorDeps {
+  pool: pg.Pool;
+  owner: string;
+  leaseMs: number;
+  log: Logger;
+  checkpoints: GroupWriter<CheckpointItem>;
+  failures: GroupWriter<FailureItem>;
+  batcherFor: (pipeline: string, step: StepDefinition) => StepBatcher | undefined;
+  acquireSlot: (pipeline: string, step: StepDefinition, signal: AbortSignal) => Promise<() => void>;
+  /** Called when a run waits for a retry, so the worker can wake up in time for it. */
+  onRetryScheduled: (at: Date) => void;
+  onStepDone?: (pipeline: string, step: string, ok: boolean, ms: number) => void;
+}
+
+export type RunEnd = 'completed' | 'failed' | 'waiting' | 'lost';
+
+export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: AbortSignal, deps: ExecutorDeps): Promise<RunEnd> {
+  const log = deps.log.child({ pipeline: run.pipeline, run: run.id });
+  let input: unknown = run.step_index === 0 ? run.input : run.prev_output;
+  let attempt = run.attempt;
+
+  if (run.step_index >= pipeline.steps.length) {
+    const error = new NonRetryableError(`run is at step ${run.step_index} but pipeline "${pipeline.name}" now has ${pipeline.steps.length} steps (its definition changed while the run was in flight)`);
+    return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, new Date(), deps, false);
+  }
+
+  for (let i = run.step_index; i < pipeline.steps.length; i++) {
+    const step = pipeline.steps[i]!;
+    const started = new Date();
+    if (attempt > maxAttempts(step.retry)) {
+      const last = run.attempt === attempt ? ' (the last attempt ended without a result: its worker crashed or lost its lease)' : '';
+      return fail(run, step, i, new NonRetryableError(`step "${step.name}" exhausted its ${maxAttempts(step.retry)} attempts${last}`), attempt - 1, started, deps, false);
+    }
+    const release = await deps.acquireSlot(run.pipeline, step, signal);
+    let outcome;
+    try {
+      outcome = await invokeStep({
+        step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
+        runInput: run.input, input, runSignal: signal, log: log.child({ step: step.name }),
+        batcher: deps.batcherFor(run.pipeline, step),
+      });
+    } finally {
+      release();
+    }
+    const finished = new Date();
+    deps.onStepDone?.(run.pipeline, step.name, outcome.ok, finished.getTime() - started.getTime());
+
+    if (!outcome.ok) {
+      if (outcome.tx) await finishTx(outcome.tx, false, true).catch(() => undefined);
+      if (signal.aborted) return 'lost'; // cancelled, lease lost, or shutdown: nothing to record
+      return fail(run, step, i, outcome.error, attempt, started, deps, isRetryable(outcome.error, step.retry));
+    }
+
+    const item: CheckpointItem = {
+      run_id: run.id, step_index: i, step: step.name, output: outcome.output as Json, attempts: attempt,
+      started_at: started.toISOString(), finished_at: finished.toISOString(), final: i === pipeline.steps.length - 1,
+    };
+    let owned: boolean;
+    if (outcome.tx) {
+      // The step wrote through ctx.tx: its checkpoint goes into the same transaction.
+      try {
+        owned = (await writeCheckpoints(outcome.tx, [item], deps.owner, deps.leaseMs)).has(run.id);
+        await finishTx(outcome.tx, owned, false);
+      } catch (err) {
+        await finishTx(outcome.tx, false, false).catch(() => undefined);
+        if (signal.aborted) return 'lost';
+        return fail(run, step, i, err, attempt, started, deps, true);
+      }
+    } else {
+      owned = await deps.checkpoints.submit(item);
+    }
+    if (!owned) {
+      log.warn({ step: step.name }, 'checkpoint rejected: the run was cancelled or another worker took it over; its result is discarded');
+      return 'lost';
+    }
+    input = outcome.output;
+    attempt = 1;
+  }
+  return 'completed';
+}
+
+async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, started: Date, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
+  const retry = retryable && attempt < maxAttempts(step.retry);
+  const retryAt = retry ? new Date(Date.now() + backoffMs(step.retry, attempt + 1)) : null;
+  const stored = toStoredError(error, { step: step.name, attempt });
+  const owned = await deps.failures.submit({
+    run_id: run.id, step_index: index, step: step.name, error: stored, attempts: attempt,
+    started_at: started.toISOString(), finished_at: new Date().toISOString(), retry_at: retryAt?.toISOString() ?? null,
+  });
+  if (!owned) return 'lost';
+  deps.log[retry ? 'warn' : 'error']({ pipeline: run.pipeline, run: run.id, step: step.name, attempt, err: stored.message, retryAt }, retry ? 'step failed; will retry' : 'run failed');
+  if (retryAt) deps.onRetryScheduled(retryAt);
+  return retry ? 'waiting' : 'failed';
+}

@@ -1,0 +1,132 @@
+// A worker: claims runnable runs in batches, executes them concurrently (up to `capacity` in flight),
+// renews their leases while they run, and hands them back on shutdown.
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Pipeline } from '../pipeline/define.js';
+import { executeRun, type ExecutorDeps, type RunEnd } from './run-executor.js';
+import { claimRuns, releaseRuns, renewLeases } from './store.js';
+import { Wakeup } from './wakeup.js';
+
+export interface WorkerOptions {
+  pool: pg.Pool;
+  pipelines: Map<string, Pipeline>;
+  owner: string;
+  capacity: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  log: Logger;
+  deps: Omit<ExecutorDeps, 'pool' | 'owner' | 'leaseMs' | 'log'>;
+  onRunEnd?: (pipeline: string, end: RunEnd) => void;
+}
+
+interface InFlight {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class Worker {
+  private readonly inflight = new Map<string, InFlight>();
+  private readonly wakeup = new Wakeup();
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: WorkerOptions) {}
+
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  start(): void {
+    this.loop = this.claimLoop();
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(250, Math.floor(this.o.leaseMs / 3)));
+  }
+
+  /** Something may be runnable now (a start in this process, a NOTIFY, a freed key). */
+  wake(): void {
+    this.wakeup.fire();
+  }
+
+  /** Wakes at `at` (a scheduled retry). */
+  wakeAt(at: Date): void {
+    this.wakeup.fireAt(at);
+  }
+
+  private async claimLoop(): Promise<void> {
+    const pipelines = [...this.o.pipelines.keys()];
+    const { capacity } = this.o;
+    while (!this.stopping) {
+      const free = capacity - this.inflight.size;
+      // Claim in batches: wait until a quarter of the capacity is free, unless nothing is running.
+      if (free > 0 && (free >= Math.ceil(capacity / 4) || this.inflight.size === 0)) {
+        let claimed;
+        try {
+          claimed = await claimRuns(this.o.pool, pipelines, free, this.o.owner, this.o.leaseMs);
+        } catch (err) {
+          this.o.log.error({ err }, 'claim failed; retrying');
+          await this.wakeup.wait(1000);
+          continue;
+        }
+        for (const run of claimed) this.launch(run);
+        if (claimed.length === free) continue; // probably more where these came from
+      }
+      await this.wakeup.wait(this.o.pollIntervalMs);
+    }
+  }
+
+  private launch(run: Awaited<ReturnType<typeof claimRuns>>[number]): void {
+    const pipeline = this.o.pipelines.get(run.pipeline)!;
+    const controller = new AbortController();
+    const deps: ExecutorDeps = { ...this.o.deps, pool: this.o.pool, owner: this.o.owner, leaseMs: this.o.leaseMs, log: this.o.log };
+    const done = executeRun(run, pipeline, controller.signal, deps)
+      .then((end) => this.o.onRunEnd?.(run.pipeline, end))
+      .catch((err: unknown) => {
+        // Bookkeeping failed (database unreachable): the lease will expire and the run be retried.
+        this.o.log.error({ err, run: run.id }, 'run bookkeeping failed; the run will be resumed after its lease expires');
+      })
+      .finally(() => {
+        this.inflight.delete(run.id);
+        // A finished run may unblock the next run of its key, and frees capacity.
+        this.wakeup.fire();
+      });
+    this.inflight.set(run.id, { controller, done });
+  }
+
+  private async renew(): Promise<void> {
+    const ids = [...this.inflight.keys()];
+    if (ids.length === 0) return;
+    try {
+      const owned = await renewLeases(this.o.pool, ids, this.o.owner, this.o.leaseMs);
+      for (const id of ids) {
+        const f = this.inflight.get(id);
+        // Missing: cancelled, or finished between our snapshot and the renewal (then f is gone).
+        if (f && !owned.has(id)) f.controller.abort(new Error('run was cancelled or its lease was taken over'));
+      }
+    } catch (err) {
+      this.o.log.warn({ err }, 'lease renewal failed; will retry');
+    }
+  }
+
+  /**
+   * Stops claiming, lets running steps finish until the deadline, then aborts what remains and
+   * releases it so that another worker picks it up at once.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    this.wakeup.fire();
+    await this.loop;
+    const all = Promise.all([...this.inflight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    const remaining = [...this.inflight.keys()];
+    for (const f of this.inflight.values()) f.controller.abort(new Error('worker shutting down'));
+    if (remaining.length > 0) {
+      await releaseRuns(this.o.pool, remaining, this.o.owner).catch((err: unknown) => this.o.log.error({ err }, 'could not release runs; they resume after their leases expire'));
+      this.o.log.info({ released: remaining.length }, 'released unfinished runs');
+    }
+    await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+    clearInterval(this.renewTimer);
+    this.wakeup.close();
+  }
+}

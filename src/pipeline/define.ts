@@ -1,0 +1,68 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- see types.ts */
+// definePipeline(): validates a pipeline definition up front, so mistakes surface at load time
+// with the pipeline and step named, not as a stuck run later.
+import { createHash } from 'node:crypto';
+import { UserError } from '../errors.js';
+import type { ChangeOp, PipelineDefinition, StepDefinition } from './types.js';
+
+export type { PipelineDefinition, StepDefinition };
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,62}$/;
+const OPS: ChangeOp[] = ['insert', 'update', 'delete', 'truncate'];
+
+export interface Pipeline<TRunInput = any> extends PipelineDefinition<TRunInput> {
+  readonly version: string;
+  readonly stepNames: string[];
+}
+
+function fail(pipeline: string, message: string): never {
+  throw new UserError(`pipeline "${pipeline}": ${message}`);
+}
+
+function positiveInt(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0;
+}
+
+function checkStep(p: string, step: StepDefinition, i: number): void {
+  if (!step || typeof step !== 'object') fail(p, `step ${i} is not an object`);
+  if (typeof step.name !== 'string' || !NAME.test(step.name)) fail(p, `step ${i} needs a name of letters, digits, _ . - (got ${JSON.stringify(step.name)})`);
+  if (typeof step.run !== 'function') fail(p, `step "${step.name}" has no run function`);
+  if (step.timeoutMs !== undefined && !positiveInt(step.timeoutMs)) fail(p, `step "${step.name}": timeoutMs must be a positive integer`);
+  if (step.concurrency !== undefined && !positiveInt(step.concurrency)) fail(p, `step "${step.name}": concurrency must be a positive integer`);
+  const r = step.retry;
+  if (r) {
+    if (r.maxAttempts !== undefined && !positiveInt(r.maxAttempts)) fail(p, `step "${step.name}": retry.maxAttempts must be a positive integer`);
+    if (r.initialDelayMs !== undefined && !(Number.isFinite(r.initialDelayMs) && r.initialDelayMs >= 0)) fail(p, `step "${step.name}": retry.initialDelayMs must be ≥ 0`);
+    if (r.maxDelayMs !== undefined && !(Number.isFinite(r.maxDelayMs) && r.maxDelayMs >= 0)) fail(p, `step "${step.name}": retry.maxDelayMs must be ≥ 0`);
+  }
+  if (step.batch !== undefined) {
+    if (!positiveInt(step.batch.maxItems)) fail(p, `step "${step.name}": batch.maxItems must be a positive integer`);
+    if (!(Number.isFinite(step.batch.maxWaitMs) && step.batch.maxWaitMs >= 0)) fail(p, `step "${step.name}": batch.maxWaitMs must be ≥ 0`);
+  }
+}
+
+export function definePipeline<TRunInput = any>(def: PipelineDefinition<TRunInput>): Pipeline<TRunInput> {
+  const name = def?.name;
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new UserError(`a pipeline needs a name of letters, digits, _ . - starting with a letter or _ (got ${JSON.stringify(name)})`);
+  }
+  if (!Array.isArray(def.steps) || def.steps.length === 0) fail(name, 'needs at least one step');
+  def.steps.forEach((s, i) => checkStep(name, s, i));
+  const seen = new Set<string>();
+  for (const s of def.steps) {
+    if (seen.has(s.name)) fail(name, `duplicate step name "${s.name}"`);
+    seen.add(s.name);
+  }
+  if (def.key !== undefined && typeof def.key !== 'function') fail(name, 'key must be a function of the run input');
+  const src = def.source;
+  if (src) {
+    if (typeof src.table !== 'string' || src.table.trim() === '') fail(name, 'source.table must name a table');
+    for (const op of src.events ?? []) if (!OPS.includes(op)) fail(name, `source.events: unknown event "${op}" (use ${OPS.join(', ')})`);
+    if (src.columns && (!Array.isArray(src.columns) || src.columns.some((c) => typeof c !== 'string' || !c))) fail(name, 'source.columns must be a list of column names');
+    if (src.key && (!Array.isArray(src.key) || src.key.length === 0)) fail(name, 'source.key must be a non-empty list of column names');
+    if (src.where !== undefined && typeof src.where !== 'function') fail(name, 'source.where must be a function of the row');
+  }
+  const stepNames = def.steps.map((s) => s.name);
+  const version = def.version ?? createHash('sha256').update(stepNames.join('\n')).digest('hex').slice(0, 12);
+  return Object.freeze({ ...def, version, stepNames });
+}

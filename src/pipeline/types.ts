@@ -1,0 +1,119 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- user-facing generics default to any so untyped pipelines stay ergonomic */
+// What users write: pipelines of named steps, optionally fed by a table's changes.
+import type { Logger } from 'pino';
+import type pg from 'pg';
+
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/** A database client inside the transaction that commits together with the step's checkpoint. */
+export type TxClient = Pick<pg.PoolClient, 'query'>;
+
+export interface StepContext<TRunInput = unknown> {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly key: string | null;
+  /** 1 for the first attempt of this step. */
+  readonly attempt: number;
+  /** The run's input (for a WAL-started run: the change event). */
+  readonly runInput: TRunInput;
+  /** Aborted on timeout, cancel, lost lease or shutdown. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /**
+   * Opens (on first use) a transaction that commits atomically with this step's checkpoint, so its
+   * writes happen exactly once. Do not await the network while holding it.
+   */
+  readonly tx: () => Promise<TxClient>;
+}
+
+export interface RetryPolicy {
+  /** Total attempts including the first. Default 5. */
+  maxAttempts?: number;
+  /** First backoff delay. Default 1000 ms; doubles each attempt, with full jitter. */
+  initialDelayMs?: number;
+  /** Backoff ceiling. Default 5 minutes. */
+  maxDelayMs?: number;
+  /** Return false for errors that must not be retried (the run fails at once). */
+  retryable?: (err: unknown) => boolean;
+}
+
+export interface BatchOptions {
+  /** Most items per call. */
+  maxItems: number;
+  /** Longest an item waits for others to fill the batch. */
+  maxWaitMs: number;
+}
+
+export interface BatchItem<I, TRunInput = unknown> {
+  ctx: StepContext<TRunInput>;
+  input: I;
+}
+
+interface StepCommon {
+  name: string;
+  retry?: RetryPolicy;
+  /** Per-attempt time limit; the signal aborts and the attempt fails with a retryable timeout. */
+  timeoutMs?: number;
+  /** Most executions of this step in flight at once across all workers and processes. */
+  concurrency?: number;
+}
+
+export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommon {
+  batch?: undefined;
+  run: (ctx: StepContext<TRunInput>, input: I) => Promise<O> | O;
+}
+
+/**
+ * A batched step is called with many runs' inputs at once and returns one result per item, in order.
+ * Returning an Error for an item fails (or retries) only that item's run; throwing fails the call,
+ * which is retried for every item per the retry policy.
+ */
+export interface BatchStep<I = any, O = any, TRunInput = any> extends StepCommon {
+  batch: BatchOptions;
+  run: (items: BatchItem<I, TRunInput>[], signal: AbortSignal) => Promise<(O | Error)[]>;
+}
+
+export type StepDefinition<I = any, O = any, TRunInput = any> = SingleStep<I, O, TRunInput> | BatchStep<I, O, TRunInput>;
+
+export type ChangeOp = 'insert' | 'update' | 'delete' | 'truncate';
+
+/** A row change from logical replication, as a WAL-started run receives it (`ctx.runInput`). */
+export interface ChangeEvent<Row = Record<string, unknown>> {
+  op: ChangeOp;
+  /** Schema-qualified, e.g. "public.documents". */
+  table: string;
+  /** Key column values; null for truncate. */
+  key: Record<string, unknown> | null;
+  /** The new row (insert, update); null for delete and truncate. */
+  row: Row | null;
+  /** The old row when the table has REPLICA IDENTITY FULL, else only its key columns (update, delete). */
+  old: Partial<Row> | null;
+  /** Commit LSN of the transaction, e.g. "0/16B3748". */
+  lsn: string;
+  /** Position of the change within its transaction (several rows share one commit LSN). */
+  index: number;
+}
+
+export interface SourceDefinition<Row = Record<string, unknown>> {
+  /** Table name, optionally schema-qualified ("documents" means "public.documents"). */
+  table: string;
+  /** Changes that start runs. Others are filtered by this declaration (and counted). Default: all four. */
+  events?: ChangeOp[];
+  /** An UPDATE that changes none of these columns starts nothing. Default: any column. */
+  columns?: string[];
+  /** Row predicate: rows for which it returns false start nothing (counted as filtered). */
+  where?: (row: Row) => boolean;
+  /** Key columns. Default: the table's primary key (or its replica identity index). */
+  key?: string[];
+}
+
+export interface PipelineDefinition<TRunInput = any> {
+  /** Letters, digits, '_', '-', '.'; unique among loaded pipelines. */
+  name: string;
+  /** Changes when the steps' meaning changes (model, chunking…). Default: derived from step names. */
+  version?: string;
+  source?: SourceDefinition;
+  /** The key of a run started without one (WAL-started runs use the table key). */
+  key?: (input: TRunInput) => string | null;
+  steps: StepDefinition<any, any, TRunInput>[];
+}
