@@ -32,7 +32,8 @@ CREATE TABLE walflow.runs (
   status           text NOT NULL DEFAULT 'queued'
                    CHECK (status IN ('queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'superseded')),
   input            jsonb NOT NULL,
-  -- Number of steps whose checkpoint committed: the index of the next step to run.
+  -- The step the run was at when last claimed, failed or completed (while it runs, its progress is
+  -- the checkpoints in walflow.steps; writing it per step would double the write load).
   step_index       integer NOT NULL DEFAULT 0,
   -- Attempts of the step at step_index (a crash of the worker counts as an attempt).
   attempt          integer NOT NULL DEFAULT 0,
@@ -49,10 +50,13 @@ CREATE TABLE walflow.runs (
   finished_at      timestamptz
 ) WITH (fillfactor = 80); -- room for HOT updates of per-step progress
 
--- Claiming: only runnable rows are indexed, so millions of finished runs cost nothing.
-CREATE INDEX runs_runnable ON walflow.runs (run_at, seq) WHERE status IN ('queued', 'waiting');
--- Per-key serialization and supersede: the unfinished runs of a key, in start order.
-CREATE INDEX runs_active_key ON walflow.runs (pipeline, key, seq) WHERE status IN ('queued', 'waiting', 'running');
+-- Claiming, one pipeline at a time: only runnable rows are indexed (millions of finished runs cost
+-- nothing), in claim order, so a claim reads just the rows it takes.
+CREATE INDEX runs_runnable ON walflow.runs (pipeline, run_at, seq) WHERE status IN ('queued', 'waiting');
+-- Per-key serialization and supersede: the unfinished runs of a key, in start order. Key first: it
+-- is the selective column, and an index that cannot be entered without it keeps plans honest
+-- while table statistics are stale (a fresh table taking a burst of starts).
+CREATE INDEX runs_active_key ON walflow.runs (key, pipeline, seq) WHERE status IN ('queued', 'waiting', 'running');
 -- Lease recovery scans only running rows.
 CREATE INDEX runs_running ON walflow.runs (lease_owner) WHERE status = 'running';
 -- Idempotent starts.
@@ -60,23 +64,34 @@ CREATE UNIQUE INDEX runs_dedupe ON walflow.runs (pipeline, dedupe_id) WHERE dedu
 -- Pruning and operator listings.
 CREATE INDEX runs_finished ON walflow.runs (finished_at) WHERE status IN ('completed', 'superseded', 'cancelled');
 CREATE INDEX runs_failed ON walflow.runs (pipeline, seq) WHERE status = 'failed';
-CREATE INDEX runs_by_pipeline ON walflow.runs (pipeline, seq);
 
--- One row per (run, step): the checkpoint. A completed row is never rewritten, which is what makes
--- "a step never re-executes after its checkpoint committed" checkable in SQL. No foreign key to
--- runs: its per-insert KEY SHARE lock on the run row costs more than it protects here (the engine
--- writes both in one statement, and pruning deletes both).
+-- One row per (run, step): the checkpoint, written once and never changed. Its primary key is the
+-- fence: if two workers ever execute the same step (a lease expired under a slow worker), the
+-- second checkpoint conflicts, its transaction (with its ctx.tx writes) commits nothing, and that
+-- worker continues from the winner's output. No foreign key to runs: its per-insert KEY SHARE lock
+-- on the run row costs more than it protects (pruning deletes both).
 CREATE TABLE walflow.steps (
   run_id      uuid NOT NULL,
   step_index  integer NOT NULL,
   step        text NOT NULL,
-  status      text NOT NULL CHECK (status IN ('completed', 'failed')),
   output      jsonb,
   attempts    integer NOT NULL,
-  error       jsonb,
   started_at  timestamptz NOT NULL,
   finished_at timestamptz NOT NULL,
   PRIMARY KEY (run_id, step_index)
+);
+
+-- Every failed attempt, for the timeline and post-mortems.
+CREATE TABLE walflow.step_errors (
+  run_id     uuid NOT NULL,
+  step_index integer NOT NULL,
+  step       text NOT NULL,
+  attempt    integer NOT NULL,
+  error      jsonb NOT NULL,
+  started_at timestamptz NOT NULL,
+  failed_at  timestamptz NOT NULL DEFAULT now(),
+  retry_at   timestamptz,
+  PRIMARY KEY (run_id, step_index, attempt)
 );
 
 -- Cross-process concurrency limits: a step with `concurrency: n` has n slot rows; executing it
@@ -97,7 +112,10 @@ CREATE FUNCTION walflow.start_batch(p_pipeline text, p_items jsonb)
 RETURNS TABLE (run_id uuid, ordinal integer, created boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_version text;
+  v_version  text;
+  v_keys     text[];
+  v_dedupes  text[];
+  v_key      text;
 BEGIN
   SELECT version INTO v_version FROM walflow.pipelines WHERE name = p_pipeline;
   IF NOT FOUND THEN
@@ -113,11 +131,26 @@ BEGIN
     RAISE EXCEPTION 'walflow: every item needs an "input" (a JSON value, not null)' USING ERRCODE = 'WF002';
   END IF;
 
-  -- Ids are drawn up front so that inserted rows can be matched back to their items.
+  -- Keys that may have an older run to supersede: repeated in this batch, or with an unfinished run
+  -- already. Usually none, so the common path costs one index probe per key. (Scalar subqueries and
+  -- per-key statements keep every lookup an index probe, whatever the table statistics say.)
+  SELECT coalesce(array_agg(x.k), '{}') INTO v_keys
+    FROM (SELECT e->>'key' AS k, count(*) AS n FROM jsonb_array_elements(p_items) e WHERE e ? 'key' GROUP BY 1) x
+   WHERE x.n > 1 OR (SELECT 1 FROM walflow.runs o
+                      WHERE o.key = x.k AND o.pipeline = p_pipeline AND o.status IN ('queued', 'waiting', 'running')
+                      LIMIT 1) IS NOT NULL;
+  SELECT coalesce(array_agg(e->>'dedupe_id') FILTER (WHERE e ? 'dedupe_id'), '{}') INTO v_dedupes
+    FROM jsonb_array_elements(p_items) e;
+
+  -- Ids are drawn up front so that inserted rows can be matched back to their items. Lookups go
+  -- through = ANY(array) so that the plan is an index scan whatever the table statistics say.
   RETURN QUERY
   WITH items AS MATERIALIZED (
     SELECT walflow.uuid_v7() AS new_id, (i.ordinality - 1)::integer AS ord, i.value AS item
     FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i
+  ), existing AS MATERIALIZED (
+    SELECT r.id, r.dedupe_id FROM walflow.runs r
+    WHERE cardinality(v_dedupes) > 0 AND r.pipeline = p_pipeline AND r.dedupe_id = ANY(v_dedupes)
   ), inserted AS (
     INSERT INTO walflow.runs AS r (id, pipeline, pipeline_version, key, input, dedupe_id, source_lsn, source_index)
     SELECT it.new_id, p_pipeline, v_version, it.item->>'key', it.item->'input', it.item->>'dedupe_id',
@@ -129,21 +162,18 @@ BEGIN
   SELECT it.new_id, it.ord, true FROM items it JOIN inserted ins ON ins.id = it.new_id
   UNION ALL
   -- Replayed starts: the run that already holds this dedupe id.
-  SELECT r.id, it.ord, false
-  FROM items it JOIN walflow.runs r ON r.pipeline = p_pipeline AND r.dedupe_id = it.item->>'dedupe_id'
-  WHERE NOT EXISTS (SELECT 1 FROM inserted ins WHERE ins.id = it.new_id);
+  SELECT ex.id, it.ord, false
+  FROM items it JOIN existing ex ON ex.dedupe_id = it.item->>'dedupe_id';
 
-  -- Latest wins: queued runs of these keys with no committed step are superseded by a newer run.
-  UPDATE walflow.runs o
-     SET status = 'superseded', finished_at = now(), updated_at = now()
-    FROM (SELECT r.key, max(r.seq) AS newest
-            FROM walflow.runs r
-           WHERE r.pipeline = p_pipeline
-             AND r.key IN (SELECT DISTINCT x.item->>'key' FROM (SELECT value AS item FROM jsonb_array_elements(p_items)) x WHERE x.item ? 'key')
-             AND r.status IN ('queued', 'waiting', 'running')
-           GROUP BY r.key) n
-   WHERE o.pipeline = p_pipeline AND o.key = n.key AND o.seq < n.newest
-     AND o.status = 'queued' AND o.step_index = 0 AND o.attempt = 0;
+  -- Latest wins: queued runs of these keys that never started are superseded by the newest one.
+  FOREACH v_key IN ARRAY v_keys LOOP
+    UPDATE walflow.runs o
+       SET status = 'superseded', finished_at = now(), updated_at = now()
+     WHERE o.key = v_key AND o.pipeline = p_pipeline
+       AND o.status = 'queued' AND o.started_at IS NULL
+       AND o.seq < (SELECT max(n.seq) FROM walflow.runs n
+                     WHERE n.key = v_key AND n.pipeline = p_pipeline AND n.status IN ('queued', 'waiting', 'running'));
+  END LOOP;
 
   PERFORM pg_notify('walflow_runs', p_pipeline);
 END;
@@ -171,8 +201,8 @@ $$;
 
 -- The output of the last step of a completed run; NULL while it is not completed.
 CREATE FUNCTION walflow.result(run uuid) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT s.output FROM walflow.runs r
-  JOIN walflow.steps s ON s.run_id = r.id AND s.step_index = r.step_index - 1
+  SELECT (SELECT s.output FROM walflow.steps s WHERE s.run_id = r.id ORDER BY s.step_index DESC LIMIT 1)
+  FROM walflow.runs r
   WHERE r.id = run AND r.status = 'completed'
 $$;
 
@@ -224,12 +254,17 @@ FROM walflow.pipelines p
 LEFT JOIN walflow.runs r ON r.pipeline = p.name
 GROUP BY p.name;
 
--- Operators: each run's steps in order, with attempts, durations and errors.
+-- Operators: each run's steps in order: completed checkpoints and failed attempts, with errors.
 CREATE VIEW walflow.run_timeline AS
 SELECT r.id AS run_id, r.pipeline, r.key, r.status AS run_status,
-       s.step_index, s.step, s.status AS step_status, s.attempts,
-       s.started_at, s.finished_at,
-       round(extract(epoch FROM s.finished_at - s.started_at) * 1000, 3) AS duration_ms,
-       s.error
+       t.step_index, t.step, t.outcome, t.attempt, t.started_at, t.finished_at,
+       round(extract(epoch FROM t.finished_at - t.started_at) * 1000, 3) AS duration_ms,
+       t.error, t.retry_at
 FROM walflow.runs r
-JOIN walflow.steps s ON s.run_id = r.id;
+JOIN (
+  SELECT run_id, step_index, step, 'completed' AS outcome, attempts AS attempt, started_at, finished_at, NULL::jsonb AS error, NULL::timestamptz AS retry_at
+    FROM walflow.steps
+  UNION ALL
+  SELECT run_id, step_index, step, 'failed', attempt, started_at, failed_at, error, retry_at
+    FROM walflow.step_errors
+) t ON t.run_id = r.id;

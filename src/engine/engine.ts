@@ -108,7 +108,7 @@ export class Engine {
   async runWorkers(): Promise<void> {
     if (this.workers.length > 0) return;
     const checkpoints = new GroupWriter<CheckpointItem>({
-      write: (items) => writeCheckpoints(this.pool, items, this.owner, this.leaseMs), idOf: (i) => i.run_id, maxBatch: 2000, parallel: 2,
+      write: (items) => writeCheckpoints(this.pool, items), idOf: (i) => i.run_id, maxBatch: 2000, parallel: 2,
     });
     const failures = new GroupWriter<FailureItem>({
       write: (items) => writeFailures(this.pool, items, this.owner), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,

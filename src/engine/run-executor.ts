@@ -6,9 +6,9 @@ import type { Pipeline } from '../pipeline/define.js';
 import type { Json, StepDefinition } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import type { GroupWriter } from './group-writer.js';
-import { backoffMs, isRetryable, maxAttempts, NonRetryableError, toStoredError } from './retry.js';
+import { backoffMs, isRetryable, maxAttempts, NonRetryableError, StepTimeoutError, toStoredError } from './retry.js';
 import { finishTx, invokeStep } from './step-invoker.js';
-import { writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
+import { releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
 
 export interface ExecutorDeps {
   pool: pg.Pool;
@@ -58,20 +58,20 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: Ab
     deps.onStepDone?.(run.pipeline, step.name, outcome.ok, finished.getTime() - started.getTime());
 
     if (!outcome.ok) {
-      if (outcome.tx) await finishTx(outcome.tx, false, true).catch(() => undefined);
+      if (outcome.tx) await finishTx(outcome.tx, false, signal.aborted || outcome.error instanceof StepTimeoutError).catch(() => undefined);
       if (signal.aborted) return 'lost'; // cancelled, lease lost, or shutdown: nothing to record
       return fail(run, step, i, outcome.error, attempt, started, deps, isRetryable(outcome.error, step.retry));
     }
 
     const item: CheckpointItem = {
       run_id: run.id, step_index: i, step: step.name, output: outcome.output as Json, attempts: attempt,
-      started_at: started.toISOString(), finished_at: finished.toISOString(), final: i === pipeline.steps.length - 1,
+      duration_ms: finished.getTime() - started.getTime(), final: i === pipeline.steps.length - 1,
     };
     let owned: boolean;
     if (outcome.tx) {
       // The step wrote through ctx.tx: its checkpoint goes into the same transaction.
       try {
-        owned = (await writeCheckpoints(outcome.tx, [item], deps.owner, deps.leaseMs)).has(run.id);
+        owned = (await writeCheckpoints(outcome.tx, [item])).has(run.id);
         await finishTx(outcome.tx, owned, false);
       } catch (err) {
         await finishTx(outcome.tx, false, false).catch(() => undefined);
@@ -82,7 +82,11 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: Ab
       owned = await deps.checkpoints.submit(item);
     }
     if (!owned) {
-      log.warn({ step: step.name }, 'checkpoint rejected: the run was cancelled or another worker took it over; its result is discarded');
+      // Cancelled, requeued after our lease expired, or another worker committed this step first.
+      // Our result is discarded; if we still hold the run, hand it back so that it resumes at once
+      // from whatever is committed.
+      log.warn({ step: step.name }, 'checkpoint not taken (run cancelled or step committed by another worker); result discarded');
+      await releaseRuns(deps.pool, [run.id], deps.owner);
       return 'lost';
     }
     input = outcome.output;
@@ -97,7 +101,7 @@ async function fail(run: ClaimedRun, step: StepDefinition, index: number, error:
   const stored = toStoredError(error, { step: step.name, attempt });
   const owned = await deps.failures.submit({
     run_id: run.id, step_index: index, step: step.name, error: stored, attempts: attempt,
-    started_at: started.toISOString(), finished_at: new Date().toISOString(), retry_at: retryAt?.toISOString() ?? null,
+    duration_ms: Date.now() - started.getTime(), retry_at: retryAt?.toISOString() ?? null,
   });
   if (!owned) return 'lost';
   deps.log[retry ? 'warn' : 'error']({ pipeline: run.pipeline, run: run.id, step: step.name, attempt, err: stored.message, retryAt }, retry ? 'step failed; will retry' : 'run failed');

@@ -23,8 +23,7 @@ export interface CheckpointItem {
   step: string;
   output: Json;
   attempts: number;
-  started_at: string;
-  finished_at: string;
+  duration_ms: number;
   /** The last step: the run completes in the same statement. */
   final: boolean;
 }
@@ -35,8 +34,7 @@ export interface FailureItem {
   step: string;
   error: StoredError;
   attempts: number;
-  started_at: string;
-  finished_at: string;
+  duration_ms: number;
   /** When to try again; null: the run fails (dead letter). */
   retry_at: string | null;
 }
@@ -45,86 +43,91 @@ const CLAIM = `
 WITH candidates AS (
   SELECT r.id FROM walflow.runs r
   WHERE r.status IN ('queued', 'waiting') AND r.run_at <= now()
-    AND r.pipeline = ANY($1::text[])
-    -- One run per key at a time, in start order: an older unfinished run of the key goes first.
-    AND (r.key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM walflow.runs o
-      WHERE o.pipeline = r.pipeline AND o.key = r.key AND o.seq < r.seq
-        AND o.status IN ('queued', 'waiting', 'running')))
+    AND r.pipeline = $1
+    -- One run per key at a time, in start order: only the oldest unfinished run of a key is
+    -- runnable. (A scalar subquery keeps this a per-row index probe whatever the statistics say.)
+    AND (r.key IS NULL OR r.seq = (
+      SELECT min(o.seq) FROM walflow.runs o
+      WHERE o.key = r.key AND o.pipeline = r.pipeline AND o.status IN ('queued', 'waiting', 'running')))
   ORDER BY r.run_at, r.seq
   LIMIT $2
   FOR UPDATE SKIP LOCKED
+), resume AS (
+  -- Progress is the checkpoints: resume after the last one.
+  SELECT c.id, coalesce(last.step_index + 1, 0) AS step_index, last.output
+  FROM candidates c
+  LEFT JOIN LATERAL (
+    SELECT s.step_index, s.output FROM walflow.steps s WHERE s.run_id = c.id ORDER BY s.step_index DESC LIMIT 1
+  ) last ON true
 )
 UPDATE walflow.runs r
-   SET status = 'running', attempt = r.attempt + 1, lease_owner = $3,
-       lease_expires_at = now() + $4 * interval '1 millisecond',
+   SET status = 'running',
+       -- Attempts count per step: reaching a new step starts again at 1.
+       attempt = CASE WHEN m.step_index > r.step_index THEN 1 ELSE r.attempt + 1 END,
+       step_index = m.step_index,
+       lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
        started_at = coalesce(r.started_at, now()), updated_at = now()
-  FROM candidates c
- WHERE r.id = c.id
-RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt,
-  (SELECT s.output FROM walflow.steps s WHERE s.run_id = r.id AND s.step_index = r.step_index - 1) AS prev_output`;
+  FROM resume m
+ WHERE r.id = m.id
+RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, m.output AS prev_output`;
 
 /**
- * The checkpoint: fenced on the lease (a worker whose lease was taken over updates no run row, so
- * it inserts no checkpoint and its transaction has written nothing). The UPDATE also locks the run
- * row until commit, so a concurrent takeover waits and then sees the renewed lease.
+ * Checkpoints. The primary key is the fence (see sql/0001): a conflicting row means another worker
+ * already committed this step, and this write takes no effect. A run that is no longer running
+ * (cancelled, or requeued after its lease expired) takes no checkpoint either. The last step's
+ * checkpoint completes the run in the same statement.
  */
 const CHECKPOINT = `
 WITH d AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id uuid, step_index int, step text, output jsonb,
-    attempts int, started_at timestamptz, finished_at timestamptz, final boolean)
-), owned AS (
-  UPDATE walflow.runs r
-     SET step_index = d.step_index + 1,
-         attempt = CASE WHEN d.final THEN r.attempt ELSE 1 END,
-         status = CASE WHEN d.final THEN 'completed' ELSE 'running' END,
-         finished_at = CASE WHEN d.final THEN now() END,
-         lease_owner = CASE WHEN d.final THEN NULL ELSE r.lease_owner END,
-         lease_expires_at = CASE WHEN d.final THEN NULL ELSE now() + $3 * interval '1 millisecond' END,
-         error = NULL, updated_at = now()
+  SELECT * FROM json_to_recordset($1::json) AS x(run_id uuid, step_index int, step text, output jsonb,
+    attempts int, duration_ms int, final boolean)
+), ins AS (
+  INSERT INTO walflow.steps (run_id, step_index, step, output, attempts, started_at, finished_at)
+  SELECT d.run_id, d.step_index, d.step, d.output, d.attempts, now() - d.duration_ms * interval '1 millisecond', now()
     FROM d
-   WHERE r.id = d.run_id AND r.lease_owner = $2 AND r.status = 'running' AND r.step_index = d.step_index
-  RETURNING r.id
+   WHERE (SELECT r.status FROM walflow.runs r WHERE r.id = d.run_id) = 'running'
+  ON CONFLICT (run_id, step_index) DO NOTHING
+  RETURNING run_id, step_index
+), done AS (
+  UPDATE walflow.runs r
+     SET status = 'completed', step_index = d.step_index + 1, finished_at = now(), updated_at = now(),
+         lease_owner = NULL, lease_expires_at = NULL, error = NULL
+    FROM d JOIN ins ON ins.run_id = d.run_id
+   WHERE d.final AND r.id = d.run_id AND r.status = 'running'
 )
-INSERT INTO walflow.steps AS s (run_id, step_index, step, status, output, attempts, started_at, finished_at)
-SELECT d.run_id, d.step_index, d.step, 'completed', d.output, d.attempts, d.started_at, d.finished_at
-  FROM d JOIN owned o ON o.id = d.run_id
-ON CONFLICT (run_id, step_index) DO UPDATE
-   SET status = 'completed', output = EXCLUDED.output, attempts = EXCLUDED.attempts, error = NULL,
-       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
- WHERE s.status = 'failed'
-RETURNING s.run_id`;
+SELECT run_id FROM ins`;
 
+/** Failed attempts: fenced on the lease, since they change what happens to the run next. */
 const FAIL = `
 WITH d AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(run_id uuid, step_index int, step text, error jsonb,
-    attempts int, started_at timestamptz, finished_at timestamptz, retry_at timestamptz)
+  SELECT * FROM json_to_recordset($1::json) AS x(run_id uuid, step_index int, step text, error jsonb,
+    attempts int, duration_ms int, retry_at timestamptz)
 ), owned AS (
   UPDATE walflow.runs r
      SET status = CASE WHEN d.retry_at IS NULL THEN 'failed' ELSE 'waiting' END,
+         step_index = d.step_index, attempt = d.attempts,
          run_at = coalesce(d.retry_at, r.run_at),
          error = d.error, lease_owner = NULL, lease_expires_at = NULL,
          finished_at = CASE WHEN d.retry_at IS NULL THEN now() END, updated_at = now()
     FROM d
-   WHERE r.id = d.run_id AND r.lease_owner = $2 AND r.status = 'running' AND r.step_index = d.step_index
+   WHERE r.id = d.run_id AND r.lease_owner = $2 AND r.status = 'running'
   RETURNING r.id
 )
-INSERT INTO walflow.steps AS s (run_id, step_index, step, status, error, attempts, started_at, finished_at)
-SELECT d.run_id, d.step_index, d.step, 'failed', d.error, d.attempts, d.started_at, d.finished_at
+INSERT INTO walflow.step_errors AS s (run_id, step_index, step, attempt, error, started_at, retry_at)
+SELECT d.run_id, d.step_index, d.step, d.attempts, d.error, now() - d.duration_ms * interval '1 millisecond', d.retry_at
   FROM d JOIN owned o ON o.id = d.run_id
-ON CONFLICT (run_id, step_index) DO UPDATE
-   SET error = EXCLUDED.error, attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
- WHERE s.status = 'failed'
+ON CONFLICT (run_id, step_index, attempt) DO UPDATE SET error = EXCLUDED.error, failed_at = EXCLUDED.failed_at, retry_at = EXCLUDED.retry_at
 RETURNING s.run_id`;
 
-export async function claimRuns(db: Queryable, pipelines: string[], limit: number, owner: string, leaseMs: number): Promise<ClaimedRun[]> {
-  const { rows } = await db.query<ClaimedRun>(CLAIM, [pipelines, limit, owner, leaseMs]);
+/** Claims up to `limit` runnable runs of one pipeline (per-pipeline claims keep one pipeline's backlog from starving another). */
+export async function claimRuns(db: Queryable, pipeline: string, limit: number, owner: string, leaseMs: number): Promise<ClaimedRun[]> {
+  const { rows } = await db.query<ClaimedRun>(CLAIM, [pipeline, limit, owner, leaseMs]);
   return rows;
 }
 
-/** Writes checkpoints; returns the ids whose checkpoint committed (still owned by `owner`). */
-export async function writeCheckpoints(db: Queryable, items: CheckpointItem[], owner: string, leaseMs: number): Promise<Set<string>> {
-  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT, [JSON.stringify(items), owner, leaseMs]);
+/** Writes checkpoints; returns the ids whose checkpoint took effect. */
+export async function writeCheckpoints(db: Queryable, items: CheckpointItem[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT, [JSON.stringify(items)]);
   return new Set(rows.map((r) => r.run_id));
 }
 
@@ -183,6 +186,8 @@ export async function pruneFinished(db: Queryable, olderThanMs: number, batch = 
        RETURNING id
      ), steps AS (
        DELETE FROM walflow.steps s USING gone WHERE s.run_id = gone.id
+     ), errors AS (
+       DELETE FROM walflow.step_errors e USING gone WHERE e.run_id = gone.id
      )
      SELECT count(*)::int AS n FROM gone`,
     [olderThanMs, batch],

@@ -55,22 +55,29 @@ export class Worker {
   private async claimLoop(): Promise<void> {
     const pipelines = [...this.o.pipelines.keys()];
     const { capacity } = this.o;
+    let next = 0; // round-robin start, so that every pipeline gets its turn at a scarce capacity
     while (!this.stopping) {
       const free = capacity - this.inflight.size;
       // Claim in batches: wait until a quarter of the capacity is free, unless nothing is running.
+      let filled = false;
       if (free > 0 && (free >= Math.ceil(capacity / 4) || this.inflight.size === 0)) {
-        let claimed;
         try {
-          claimed = await claimRuns(this.o.pool, pipelines, free, this.o.owner, this.o.leaseMs);
+          let want = free;
+          for (let i = 0; i < pipelines.length && want > 0; i++) {
+            const pipeline = pipelines[(next + i) % pipelines.length]!;
+            const claimed = await claimRuns(this.o.pool, pipeline, want, this.o.owner, this.o.leaseMs);
+            for (const run of claimed) this.launch(run);
+            want -= claimed.length;
+          }
+          next = (next + 1) % pipelines.length;
+          filled = want === 0; // probably more where these came from
         } catch (err) {
           this.o.log.error({ err }, 'claim failed; retrying');
           await this.wakeup.wait(1000);
           continue;
         }
-        for (const run of claimed) this.launch(run);
-        if (claimed.length === free) continue; // probably more where these came from
       }
-      await this.wakeup.wait(this.o.pollIntervalMs);
+      if (!filled) await this.wakeup.wait(this.o.pollIntervalMs);
     }
   }
 

@@ -33,11 +33,11 @@ describe('durable runs', () => {
     await waitFor('3 completed runs', async () => (await statusCounts('arith')).completed === 3);
     const { rows } = await db.pool.query('SELECT walflow.result($1) AS r', [ids[2]]);
     expect(rows[0].r).toEqual({ result: 7, from: 3 });
-    const { rows: steps } = await db.pool.query('SELECT step, step_status, attempts FROM walflow.run_timeline WHERE run_id = $1 ORDER BY step_index', [ids[0]]);
+    const { rows: steps } = await db.pool.query('SELECT step, outcome, attempt FROM walflow.run_timeline WHERE run_id = $1 ORDER BY step_index', [ids[0]]);
     expect(steps).toEqual([
-      { step: 'double', step_status: 'completed', attempts: 1 },
-      { step: 'inc', step_status: 'completed', attempts: 1 },
-      { step: 'describe', step_status: 'completed', attempts: 1 },
+      { step: 'double', outcome: 'completed', attempt: 1 },
+      { step: 'inc', outcome: 'completed', attempt: 1 },
+      { step: 'describe', outcome: 'completed', attempt: 1 },
     ]);
   });
 
