@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { backoffMs, isRetryable, NonRetryableError, toStoredError } from '../../src/engine/retry.js';
+
+describe('retry policy', () => {
+  it('backs off exponentially up to the ceiling, with full jitter', () => {
+    const policy = { initialDelayMs: 100, maxDelayMs: 1000 };
+    expect([2, 3, 4, 5, 6].map((n) => backoffMs(policy, n, () => 1))).toEqual([100, 200, 400, 800, 1000]);
+    expect(backoffMs(policy, 4, () => 0)).toBe(0);
+    expect(backoffMs(policy, 4, () => 0.5)).toBe(200);
+  });
+
+  it('never retries NonRetryableError or errors marked retryable=false; otherwise asks the policy', () => {
+    expect(isRetryable(new NonRetryableError('x'), undefined)).toBe(false);
+    expect(isRetryable(Object.assign(new Error('x'), { retryable: false }), undefined)).toBe(false);
+    expect(isRetryable(new Error('x'), undefined)).toBe(true);
+    expect(isRetryable(new TypeError('x'), { retryable: (e) => !(e instanceof TypeError) })).toBe(false);
+  });
+
+  it('stores errors with their stack and without secrets', () => {
+    const stored = toStoredError(new Error('connect postgres://app:hunter2@db/x failed'), { step: 's' });
+    expect(stored.message).toBe('connect postgres://app:***@db/x failed');
+    expect(stored.stack).not.toContain('hunter2');
+    expect(stored.step).toBe('s');
+    expect(toStoredError('plain').message).toBe('plain');
+  });
+});
