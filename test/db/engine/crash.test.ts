@@ -12,7 +12,7 @@ const RUNS = 300;
 
 describe('engine under SIGKILL', () => {
   it('every run completes; no ctx.tx effect is applied twice and no committed step runs again', async () => {
-    await db.pool.query('CREATE TABLE effects (run_id uuid, step text, at timestamptz DEFAULT clock_timestamp())');
+    await db.pool.query('CREATE TABLE effects (run_id uuid, step text, pid int, at timestamptz DEFAULT clock_timestamp())');
     await db.pool.query('CREATE TABLE reexecutions (run_id uuid, step text)');
     // Register the pipeline and queue the runs from this process (as an application would).
     const noop = definePipeline({ name: 'crashy', steps: ['a', 'b', 'c'].map((name) => ({ name, run: () => null })) });
