@@ -27,7 +27,9 @@ export interface ExecutorDeps {
 export type RunEnd = 'completed' | 'failed' | 'waiting' | 'lost';
 
 export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: AbortSignal, deps: ExecutorDeps): Promise<RunEnd> {
-  const log = deps.log.child({ pipeline: run.pipeline, run: run.id });
+  // Child loggers cost a few microseconds each: build them only when a step or an error needs one.
+  let runLog: Logger | undefined;
+  const log = (): Logger => (runLog ??= deps.log.child({ pipeline: run.pipeline, run: run.id }));
   let input: unknown = run.step_index === 0 ? run.input : run.prev_output;
   let attempt = run.attempt;
 
@@ -48,7 +50,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: Ab
     try {
       outcome = await invokeStep({
         step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
-        runInput: run.input, input, runSignal: signal, log: log.child({ step: step.name }),
+        runInput: run.input, input, runSignal: signal, log: () => log().child({ step: step.name }),
         batcher: deps.batcherFor(run.pipeline, step),
       });
     } finally {
@@ -85,7 +87,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: Ab
       // Cancelled, requeued after our lease expired, or another worker committed this step first.
       // Our result is discarded; if we still hold the run, hand it back so that it resumes at once
       // from whatever is committed.
-      log.warn({ step: step.name }, 'checkpoint not taken (run cancelled or step committed by another worker); result discarded');
+      log().warn({ step: step.name }, 'checkpoint not taken (run cancelled or step committed by another worker); result discarded');
       await releaseRuns(deps.pool, [run.id], deps.owner);
       return 'lost';
     }

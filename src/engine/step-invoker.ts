@@ -16,7 +16,8 @@ export interface InvokeArgs {
   runInput: unknown;
   input: unknown;
   runSignal: AbortSignal;
-  log: Logger;
+  /** Built on first use of ctx.log. */
+  log: () => Logger;
   batcher?: StepBatcher;
 }
 
@@ -67,6 +68,7 @@ export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
     })();
     return txOpening;
   };
+  let log: Logger | undefined;
   const ctx: StepContext = {
     runId: a.runId,
     pipeline: a.pipeline,
@@ -74,7 +76,9 @@ export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
     attempt: a.attempt,
     runInput: a.runInput,
     signal,
-    log: a.log,
+    get log() {
+      return (log ??= a.log());
+    },
     tx: openTx,
   };
   try {

@@ -3,7 +3,7 @@
 // with the pipeline and step named, not as a stuck run later.
 import { createHash } from 'node:crypto';
 import { UserError } from '../errors.js';
-import type { ChangeOp, PipelineDefinition, StepDefinition } from './types.js';
+import type { BatchStep, ChangeOp, PipelineDefinition, SingleStep, StepDefinition } from './types.js';
 
 export type { PipelineDefinition, StepDefinition };
 
@@ -65,4 +65,14 @@ export function definePipeline<TRunInput = any>(def: PipelineDefinition<TRunInpu
   const stepNames = def.steps.map((s) => s.name);
   const version = def.version ?? createHash('sha256').update(stepNames.join('\n')).digest('hex').slice(0, 12);
   return Object.freeze({ ...def, version, stepNames });
+}
+
+/** Typed helper for a single step: `step<Input, Output>({ name, run })`. */
+export function step<I = unknown, O = unknown, TRunInput = any>(def: SingleStep<I, O, TRunInput>): SingleStep<I, O, TRunInput> {
+  return def;
+}
+
+/** Typed helper for a batched step: `batchStep<Input, Output>({ name, batch, run: async (items) => … })`. */
+export function batchStep<I = unknown, O = unknown, TRunInput = any>(def: BatchStep<I, O, TRunInput>): BatchStep<I, O, TRunInput> {
+  return def;
 }

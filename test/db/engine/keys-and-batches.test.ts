@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
 import { pruneFinished } from '../../../src/engine/store.js';
-import { definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
+import { batchStep, definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 
@@ -68,10 +68,10 @@ describe('batched steps', () => {
     const calls: number[] = [];
     const e = engine([definePipeline({ name: 'batched', steps: [
       { name: 'prep', run: (_c, i: { n: number }) => i.n },
-      { name: 'embed', batch: { maxItems: 50, maxWaitMs: 200 }, retry: { maxAttempts: 1 }, run: async (items) => {
+      batchStep<number, number>({ name: 'embed', batch: { maxItems: 50, maxWaitMs: 200 }, retry: { maxAttempts: 1 }, run: async (items) => {
         calls.push(items.length);
-        return items.map(({ input }) => (input === 13 ? new Error('item 13 is poison') : (input as number) * 10));
-      } },
+        return items.map(({ input }) => (input === 13 ? new Error('item 13 is poison') : input * 10));
+      } }),
     ] })], { capacity: 200 });
     await e.register();
     await e.startMany('batched', Array.from({ length: 120 }, (_, n) => ({ input: { n } })));
@@ -88,10 +88,10 @@ describe('batched steps', () => {
   it('a failing call is retried for every item per the retry policy', async () => {
     let calls = 0;
     const e = engine([definePipeline({ name: 'flaky_batch', steps: [
-      { name: 'embed', batch: { maxItems: 100, maxWaitMs: 100 }, retry: { maxAttempts: 3, initialDelayMs: 20 }, run: async (items) => {
+      batchStep({ name: 'embed', batch: { maxItems: 100, maxWaitMs: 100 }, retry: { maxAttempts: 3, initialDelayMs: 20 }, run: async (items) => {
         if (++calls === 1) throw new Error('provider 503');
         return items.map(() => 'ok');
-      } },
+      } }),
     ] })]);
     await e.register();
     await e.startMany('flaky_batch', Array.from({ length: 10 }, (_, n) => ({ input: { n } })));

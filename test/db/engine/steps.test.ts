@@ -86,7 +86,7 @@ describe('step failures', () => {
     const calls: string[] = [];
     let healthy = false;
     const e = await run([definePipeline({ name: 'resumable', steps: [
-      { name: 'one', run: () => void calls.push('one') ?? 1 },
+      { name: 'one', run: () => { calls.push('one'); return 1; } },
       { name: 'two', retry: { maxAttempts: 1 }, run: () => { calls.push('two'); if (!healthy) throw new Error('not yet'); return 2; } },
       { name: 'three', run: (_c, i: number) => { calls.push('three'); return i + 1; } },
     ] })]);
