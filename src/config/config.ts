@@ -30,6 +30,15 @@ export const configSchema = z.object({
   retentionHours: intFromString(0, 100_000).default(168),
   /** How long graceful shutdown waits for running steps. */
   shutdownTimeoutMs: intFromString(0, 3_600_000).default(30_000),
+  /** Consume WAL in this process (one leader at a time; others stand by). */
+  replication: z.boolean().default(true),
+  slotName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ (a replication slot name)').default('walflow'),
+  publicationName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _').default('walflow'),
+  /** Queued runs above which WAL reading pauses, and below which it resumes. */
+  highWatermark: intFromString(100, 100_000_000).default(50_000),
+  lowWatermark: intFromString(0, 100_000_000).default(25_000),
+  /** Serve Prometheus metrics, /healthz and /readyz on this port (0: off). */
+  metricsPort: intFromString(0, 65_535).default(0),
 });
 
 export type WalflowConfig = z.infer<typeof configSchema>;
@@ -49,7 +58,19 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_POLL_INTERVAL_MS: 'pollIntervalMs',
   WALFLOW_RETENTION_HOURS: 'retentionHours',
   WALFLOW_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
+  WALFLOW_REPLICATION: 'replication',
+  WALFLOW_SLOT_NAME: 'slotName',
+  WALFLOW_PUBLICATION_NAME: 'publicationName',
+  WALFLOW_HIGH_WATERMARK: 'highWatermark',
+  WALFLOW_LOW_WATERMARK: 'lowWatermark',
+  WALFLOW_METRICS_PORT: 'metricsPort',
 };
+
+function parseBool(name: string, value: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new UserError(`invalid configuration: ${name} must be true or false (got "${value}")`);
+}
 
 function fromEnv(env: NodeJS.ProcessEnv): Partial<Record<keyof ConfigInput, unknown>> {
   const out: Partial<Record<keyof ConfigInput, unknown>> = {};
@@ -57,7 +78,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Partial<Record<keyof ConfigInput, unkn
     const value = env[name];
     if (value === undefined || value === '') continue;
     if (out[key] !== undefined) continue; // DATABASE_URL wins over WALFLOW_DATABASE_URL
-    out[key] = key === 'logPretty' ? /^(1|true|yes|on)$/i.test(value) : value;
+    out[key] = key === 'logPretty' || key === 'replication' ? parseBool(name, value) : value;
   }
   return out;
 }
@@ -88,4 +109,13 @@ export function loadConfig(
 /** Whether stderr is a terminal; read here so that other modules do not touch process globals. */
 export function stderrIsTty(): boolean {
   return process.stderr.isTTY === true;
+}
+
+/**
+ * Reads a secret (an API key) named by a pipeline's configuration, e.g. `apiKeyEnv: 'OPENAI_API_KEY'`.
+ * Secrets never enter run inputs, checkpoints or logs: providers hold them in memory only.
+ */
+export function readSecret(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
 }

@@ -29,7 +29,9 @@ export interface ClusterStatus {
 }
 
 const STATE_FILE = 'walflow-cluster.json';
-const SUPERUSER = 'walflow';
+// Not "walflow": with the default search_path ("$user", public) a role named like walflow's schema would
+// create every unqualified table inside schema walflow.
+const SUPERUSER = 'postgres';
 const DATABASE = 'walflow';
 
 const BASE_SETTINGS: Record<string, string | number> = {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { UserError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import type { Pipeline } from '../pipeline/define.js';
-import type { BatchItem, BatchStep, Json, StepDefinition } from '../pipeline/types.js';
+import type { BatchItem, BatchStep, Json, PipelineHookContext, StepDefinition } from '../pipeline/types.js';
 import { StepBatcher } from './batcher.js';
 import { GroupWriter } from './group-writer.js';
 import { NotifyListener } from './notify-listener.js';
@@ -76,7 +76,16 @@ export class Engine {
       source: p.source ? (JSON.parse(JSON.stringify({ ...p.source, where: p.source.where ? String(p.source.where) : undefined })) as Json) : null,
     }));
     await registerPipelines(this.pool, defs);
-    for (const p of this.pipelines.values()) await syncSlots(this.pool, p.name, p.steps);
+    for (const p of this.pipelines.values()) {
+      await syncSlots(this.pool, p.name, p.steps);
+      await p.setup?.(this.hookContext(p.name));
+    }
+  }
+
+  private readonly hooksAbort = new AbortController();
+
+  private hookContext(pipeline: string): PipelineHookContext {
+    return { db: this.pool, url: this.o.url, log: this.log.child({ pipeline }), signal: this.hooksAbort.signal };
   }
 
   pipeline(name: string): Pipeline {
@@ -86,13 +95,13 @@ export class Engine {
   }
 
   /** Starts one run; returns its id (the existing run's id when dedupeId was seen before). */
-  async start(pipeline: string, input: Json, opts: StartOptions = {}): Promise<string> {
+  async start(pipeline: string, input: unknown, opts: StartOptions = {}): Promise<string> {
     const [r] = await this.startMany(pipeline, [{ input, ...opts }]);
     return r!.run_id;
   }
 
   /** Starts runs in one statement. Pass `db` to start them inside your own transaction. */
-  async startMany(pipeline: string, items: (StartOptions & { input: Json })[], db: Pick<pg.ClientBase, 'query'> | pg.Pool = this.pool): Promise<StartResult[]> {
+  async startMany(pipeline: string, items: (StartOptions & { input: unknown })[], db: Pick<pg.ClientBase, 'query'> | pg.Pool = this.pool): Promise<StartResult[]> {
     const p = this.pipeline(pipeline);
     const rows: StartItem[] = items.map((it) => ({
       input: it.input,
@@ -136,8 +145,24 @@ export class Engine {
       await reapExpiredLeases(this.pool);
       await this.slots.renew();
     });
+    await this.heartbeat();
+    this.every(10_000, () => this.heartbeat());
+    for (const p of this.pipelines.values()) {
+      if (p.maintenance) this.every(p.maintenance.everyMs, () => p.maintenance!.run(this.hookContext(p.name)));
+    }
     const retention = this.o.retentionMs ?? 7 * 24 * 3600_000;
     if (retention > 0) this.every(60_000, async () => { while ((await pruneFinished(this.pool, retention)) > 0) { /* next batch */ } });
+  }
+
+  /** Tells operators (walflow.worker_health) that this process is alive and what it holds. */
+  private async heartbeat(): Promise<void> {
+    const inFlight = this.workers.reduce((n, w) => n + w.inFlight, 0);
+    const [host, pid] = this.owner.split(':');
+    await this.pool.query(
+      `INSERT INTO walflow.workers (owner, host, pid, pipelines, in_flight) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (owner) DO UPDATE SET in_flight = EXCLUDED.in_flight, heartbeat_at = now()`,
+      [this.owner, host, Number(pid), [...this.pipelines.keys()], inFlight],
+    );
   }
 
   private every(ms: number, chore: () => Promise<void>): void {
@@ -174,12 +199,15 @@ export class Engine {
 
   /** Graceful stop: no new claims, running steps get until the deadline, the rest is released. */
   async stop(): Promise<void> {
+    this.hooksAbort.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const b of this.batchers.values()) b.flush();
     await Promise.all(this.workers.map((w) => w.stop(this.o.shutdownTimeoutMs ?? 30_000)));
     this.workers.length = 0;
     await this.listener?.stop();
+    await this.pool.query('DELETE FROM walflow.workers WHERE owner = $1', [this.owner]).catch(() => undefined);
     await this.pool.end();
+    for (const p of this.pipelines.values()) await p.close?.().catch((err: unknown) => this.log.warn({ err, pipeline: p.name }, 'pipeline close failed'));
   }
 }

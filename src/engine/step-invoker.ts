@@ -79,6 +79,7 @@ export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
     get log() {
       return (log ??= a.log());
     },
+    db: a.pool,
     tx: openTx,
   };
   try {

@@ -205,7 +205,8 @@ export async function pruneFinished(db: Queryable, olderThanMs: number, batch = 
 }
 
 export interface StartItem {
-  input: Json;
+  /** Any JSON-serializable value. */
+  input: unknown;
   key?: string | null;
   dedupe_id?: string | null;
   source_lsn?: string | null;

@@ -8,6 +8,18 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 /** A database client inside the transaction that commits together with the step's checkpoint. */
 export type TxClient = Pick<pg.PoolClient, 'query'>;
 
+/** Something to run queries on: a pool or a client. */
+export type Queryable = Pick<pg.Pool, 'query'>;
+
+/** What setup and maintenance hooks get. */
+export interface PipelineHookContext {
+  db: Queryable;
+  /** The database URL, for work that needs its own connection (CREATE INDEX CONCURRENTLY). */
+  url: string;
+  log: Logger;
+  signal: AbortSignal;
+}
+
 export interface StepContext<TRunInput = unknown> {
   readonly runId: string;
   readonly pipeline: string;
@@ -19,6 +31,8 @@ export interface StepContext<TRunInput = unknown> {
   /** Aborted on timeout, cancel, lost lease or shutdown. */
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /** Autocommit queries (reads, idempotent writes) outside the step's transaction. */
+  readonly db: Queryable;
   /**
    * Opens (on first use) a transaction that commits atomically with this step's checkpoint, so its
    * writes happen exactly once. Do not await the network while holding it.
@@ -116,4 +130,10 @@ export interface PipelineDefinition<TRunInput = any> {
   /** The key of a run started without one (WAL-started runs use the table key). */
   key?: (input: TRunInput) => string | null;
   steps: StepDefinition<any, any, TRunInput>[];
+  /** Runs when a walflow process that loads this pipeline starts (create target tables…). Idempotent. */
+  setup?: (ctx: PipelineHookContext) => Promise<void>;
+  /** Periodic upkeep while workers run (build an index once a table has rows…). */
+  maintenance?: { everyMs: number; run: (ctx: PipelineHookContext) => Promise<void> };
+  /** Releases what the pipeline holds (model workers…) when the process stops. */
+  close?: () => Promise<void>;
 }

@@ -67,12 +67,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } else if (await dockerAnswers()) {
     const { GenericContainer, Wait } = await import('testcontainers');
     const container = await new GenericContainer('pgvector/pgvector:pg17')
-      .withEnvironment({ POSTGRES_PASSWORD: 'walflow', POSTGRES_USER: 'walflow', POSTGRES_DB: 'walflow' })
+      .withEnvironment({ POSTGRES_PASSWORD: 'walflow', POSTGRES_USER: 'postgres', POSTGRES_DB: 'walflow' })
       .withCommand(['postgres', '-c', 'wal_level=logical', '-c', 'max_replication_slots=64', '-c', 'max_wal_senders=64', '-c', 'fsync=off'])
       .withExposedPorts(5432)
       .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
       .start();
-    adminUrl = `postgres://walflow:walflow@${container.getHost()}:${container.getMappedPort(5432)}/walflow`;
+    adminUrl = `postgres://postgres:walflow@${container.getHost()}:${container.getMappedPort(5432)}/walflow`;
     kind = 'testcontainers';
     teardown = async () => {
       await container.stop();
