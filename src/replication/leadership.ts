@@ -1,0 +1,126 @@
+// What the leader does while it holds the slot's lock: reconcile publication, slot and state, then
+// stream session after session (reconnecting with backoff) until the lock is lost or stop() is
+// called, with a heartbeat that advances idle slots and watches for dropped source tables.
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { backoffMs, sleep } from './backoff.js';
+import { EMIT_HEARTBEAT, startHeartbeat } from './heartbeat.js';
+import { maxLsn } from './lsn.js';
+import { publishedTables, syncPublication } from './publication.js';
+import { StreamSession, type SessionConfig } from './session.js';
+import { ensureSlot } from './slot.js';
+import { loadSourceTables, qualified, type SourceTable } from './source-tables.js';
+import { beat, loadDurableLsn, markLeader } from './state-store.js';
+import { recordErrors } from './run-writer.js';
+import type { ErrorItem } from './types.js';
+
+export interface LeadershipConfig extends Omit<SessionConfig, 'onDurable'> {
+  leaderId: string;
+  tables: readonly SourceTable[];
+  heartbeatMs: number;
+  onStatus: (s: { durableLsn?: string; lagBytes?: number | null; paused?: boolean; lastError?: string | null }) => void;
+}
+
+function tableError(slotTable: SourceTable, message: string, kind: string): ErrorItem {
+  return { kind: 'error', pipeline: null, table: qualified(slotTable), op: null, errorKind: kind, message, lsn: null, index: null, key: null, retriable: false };
+}
+
+export class Leadership {
+  private durable = '0/0';
+  private session: StreamSession | undefined;
+  private readonly reportedMissing = new Set<string>();
+
+  constructor(
+    private readonly cfg: LeadershipConfig,
+    private readonly pool: pg.Pool,
+  ) {}
+
+  private get log(): Logger {
+    return this.cfg.log;
+  }
+
+  /** Leads until `signal` aborts; throws if setting up fails (the caller backs off and retries). */
+  async run(signal: AbortSignal): Promise<void> {
+    const { cfg, pool } = this;
+    const change = await syncPublication(pool, cfg.publicationName, cfg.tables);
+    if (change.created || change.added.length || change.removed.length) this.log.info(change, `replication: publication ${cfg.publicationName} updated`);
+    const slot = await ensureSlot(pool, cfg.slotName);
+    if (slot.created) this.log.info({ slot: cfg.slotName, lsn: slot.confirmedFlushLsn }, 'replication: slot created');
+    // Never behind the slot: the server would not resend what it already confirmed anyway.
+    this.durable = maxLsn(await loadDurableLsn(pool, cfg.slotName, cfg.publicationName, slot.confirmedFlushLsn), slot.confirmedFlushLsn);
+    await markLeader(pool, cfg.slotName, cfg.leaderId);
+    cfg.onStatus({ durableLsn: this.durable, lastError: null });
+
+    const hb = startHeartbeat(cfg.heartbeatMs, () => this.tick(), this.log);
+    try {
+      for (let attempt = 0; !signal.aborted; ) {
+        const session = new StreamSession({ ...cfg, onDurable: (lsn) => this.onDurable(lsn) }, pool, this.durable);
+        this.session = session;
+        try {
+          await session.run(signal);
+        } catch (err) {
+          if (signal.aborted) break;
+          this.log.warn({ err, attempt }, 'replication: stream failed; reconnecting from the durable position');
+          cfg.onStatus({ lastError: (err as Error).message });
+          await this.recordRetriable(err);
+          await sleep(backoffMs(attempt++), signal);
+          continue;
+        }
+        attempt = 0;
+      }
+    } finally {
+      this.session = undefined;
+      hb.stop();
+    }
+  }
+
+  private onDurable(lsn: string): void {
+    this.durable = maxLsn(this.durable, lsn);
+    this.cfg.onStatus({ durableLsn: this.durable, paused: this.session?.gate.paused ?? false, lastError: null });
+  }
+
+  private async tick(): Promise<void> {
+    const { cfg, pool } = this;
+    await pool.query(EMIT_HEARTBEAT);
+    const lagBytes = await beat(pool, cfg.slotName, cfg.leaderId, this.durable);
+    cfg.onStatus({ lagBytes, paused: this.session?.gate.paused ?? false });
+    await this.checkTables();
+  }
+
+  /** A dropped source table leaves the publication silently: surface it as an error, once. */
+  private async checkTables(): Promise<void> {
+    const { cfg, pool } = this;
+    const present = await loadSourceTables(pool, cfg.tables);
+    const published = new Set((await publishedTables(pool, cfg.publicationName)).map(qualified));
+    const errors: ErrorItem[] = [];
+    let republish = false;
+    for (const t of cfg.tables) {
+      const name = qualified(t);
+      const now = present.get(name);
+      if (!now) {
+        if (this.reportedMissing.has(name)) continue;
+        this.reportedMissing.add(name);
+        const pipelines = [...cfg.routesByTable.get(name) ?? []].map((r) => r.pipeline);
+        errors.push(tableError(t, `source table ${name} was dropped; pipeline(s) ${pipelines.join(', ')} receive no more changes from it`, 'table_dropped'));
+      } else if (!published.has(name)) {
+        this.reportedMissing.delete(name);
+        republish = true;
+        errors.push(tableError(t, `source table ${name} was re-created; it is published again, but changes made before that were not captured`, 'table_recreated'));
+      }
+    }
+    if (republish) await syncPublication(pool, cfg.publicationName, cfg.tables.filter((t) => present.has(qualified(t))));
+    for (const e of errors) this.log.error({ table: e.table, kind: e.errorKind }, e.message);
+    await recordErrors(pool, cfg.slotName, errors);
+  }
+
+  /** Errors a later attempt may get past (e.g. a pipeline not registered yet) are shown to operators. */
+  private async recordRetriable(err: unknown): Promise<void> {
+    const code = (err as { code?: string }).code;
+    if (code !== 'WF001') return;
+    const e: ErrorItem = {
+      kind: 'error', pipeline: null, table: null, op: null, errorKind: 'pipeline_unknown', message: (err as Error).message,
+      lsn: null, index: null, key: null, retriable: true,
+    };
+    await recordErrors(this.pool, this.cfg.slotName, [e]).catch(() => undefined);
+  }
+}

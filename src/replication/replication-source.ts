@@ -1,0 +1,185 @@
+// ReplicationSource: WAL in → RxJS → committed run starts → slot acknowledged. start() validates
+// the server and the pipelines' sources (failing with one clear line), then competes for the slot:
+// the leader streams, standbys poll for the lock and take over within `standbyPollMs` of its loss.
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { BehaviorSubject, filter, firstValueFrom, timeout, type Observable } from 'rxjs';
+import type { Pipeline } from '../pipeline/define.js';
+import { backoffMs, sleep } from './backoff.js';
+import { LeaderLock } from './leader.js';
+import { Leadership } from './leadership.js';
+import type { SourceTable } from './source-tables.js';
+import { newCounters, type ReplicationCounters, type Route } from './types.js';
+import { checkServer, resolveSources, sourceTableNames } from './validate.js';
+
+export interface ReplicationSourceOptions {
+  url: string;
+  pipelines: readonly Pipeline[];
+  slotName: string;
+  publicationName: string;
+  logger: Logger;
+  /** Run starts per transaction, and the longest a change waits for its batch to fill. */
+  batch?: { maxItems: number; maxWaitMs: number };
+  /** Queued runs above which WAL reading pauses, and below which it resumes. */
+  highWatermark?: number;
+  lowWatermark?: number;
+  heartbeatMs?: number;
+  /** How often a standby tries to take the lead. */
+  standbyPollMs?: number;
+  /** Identifies this process in walflow.replication_state. */
+  instanceId?: string;
+}
+
+export type ReplicationRole = 'idle' | 'standby' | 'leader' | 'stopped';
+
+export interface ReplicationStatus {
+  role: ReplicationRole;
+  /** Last position whose run starts committed (and that the slot may be acknowledged to). */
+  durableLsn: string | null;
+  /** pg_current_wal_lsn() − the slot's confirmed_flush_lsn, as of the last heartbeat. */
+  lagBytes: number | null;
+  /** Reading paused because the run queue is above the high watermark. */
+  paused: boolean;
+  lastError: string | null;
+}
+
+export class ReplicationSource {
+  readonly counters: ReplicationCounters = newCounters();
+  private readonly status$ = new BehaviorSubject<ReplicationStatus>({ role: 'idle', durableLsn: null, lagBytes: null, paused: false, lastError: null });
+  private readonly stopper = new AbortController();
+  private readonly pool: pg.Pool;
+  private readonly lock: LeaderLock;
+  private readonly log: Logger;
+  private readonly instanceId: string;
+  private loop: Promise<void> | undefined;
+  private routes: Route[] = [];
+  private tables: SourceTable[] = [];
+
+  constructor(private readonly opts: ReplicationSourceOptions) {
+    this.log = opts.logger.child({ component: 'replication', slot: opts.slotName });
+    this.instanceId = opts.instanceId ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.pool = new pg.Pool({ connectionString: opts.url, max: 4, application_name: 'walflow-replication', keepAlive: true });
+    // An idle pooled connection that dies (server restart) must not crash the process.
+    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'replication: pooled connection lost'));
+    this.lock = new LeaderLock(opts.url, opts.slotName, this.log);
+    // Checked before anything connects: a source in schema walflow is a definition error.
+    sourceTableNames(opts.pipelines);
+  }
+
+  get status(): Observable<ReplicationStatus> {
+    return this.status$.asObservable();
+  }
+
+  get currentStatus(): ReplicationStatus {
+    return this.status$.value;
+  }
+
+  /** Validates, then starts competing for the slot in the background. Rejects on a setup problem. */
+  async start(): Promise<void> {
+    if (this.loop) throw new Error('ReplicationSource already started');
+    const client = await this.pool.connect();
+    const onError = (): void => undefined; // reported by the failing query instead
+    client.on('error', onError);
+    try {
+      await checkServer(client);
+      const resolved = await resolveSources(client, this.opts.pipelines);
+      for (const w of resolved.warnings) this.log.warn(w);
+      this.routes = resolved.routes;
+      this.tables = resolved.tables;
+    } finally {
+      client.removeListener('error', onError);
+      client.release();
+    }
+    this.loop = this.compete();
+  }
+
+  /**
+   * Resolves once this process stands by, or leads with its slot in place: from then on every
+   * committed change to a source table becomes a run (changes committed before the slot existed
+   * need a backfill). Rejects after `timeoutMs` with the last error.
+   */
+  async ready(timeoutMs = 30_000): Promise<ReplicationStatus> {
+    const ready$ = this.status$.pipe(filter((s) => s.role === 'standby' || (s.role === 'leader' && s.durableLsn !== null)));
+    try {
+      return await firstValueFrom(ready$.pipe(timeout(timeoutMs)));
+    } catch {
+      throw new Error(`replication did not become ready within ${timeoutMs} ms${this.currentStatus.lastError ? `: ${this.currentStatus.lastError}` : ''}`);
+    }
+  }
+
+  /** Stops streaming (the batch in flight finishes), releases the lock and closes connections. */
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.loop;
+    await this.lock.release();
+    await this.pool.end().catch(() => undefined);
+    this.update({ role: 'stopped' });
+    this.status$.complete();
+  }
+
+  private update(patch: Partial<ReplicationStatus>): void {
+    if (!this.status$.closed) this.status$.next({ ...this.status$.value, ...patch });
+  }
+
+  private async compete(): Promise<void> {
+    const signal = this.stopper.signal;
+    const pollMs = this.opts.standbyPollMs ?? 1_000;
+    for (let attempt = 0; !signal.aborted; ) {
+      try {
+        if (!(await this.lock.tryAcquire())) {
+          attempt = 0;
+          if (this.currentStatus.role !== 'standby') this.log.info({ instance: this.instanceId }, 'replication: standing by (another process leads)');
+          this.update({ role: 'standby' });
+          await sleep(pollMs, signal);
+          continue;
+        }
+        this.log.info({ instance: this.instanceId }, 'replication: leading');
+        this.update({ role: 'leader' });
+        await this.lead(signal);
+        attempt = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        this.log.warn({ err, attempt }, 'replication: lost or could not take the lead; retrying');
+        this.update({ lastError: (err as Error).message });
+        await this.lock.release();
+        await sleep(backoffMs(attempt++), signal);
+      }
+    }
+  }
+
+  /** Leads until stop() or until the lock's connection is lost (then competes again). */
+  private async lead(stopSignal: AbortSignal): Promise<void> {
+    const leading = new AbortController();
+    const onStop = (): void => leading.abort();
+    stopSignal.addEventListener('abort', onStop, { once: true });
+    void this.lock.lost().then((err) => {
+      if (!leading.signal.aborted) leading.abort(err);
+    });
+    const o = this.opts;
+    const routesByTable = new Map<string, Route[]>();
+    for (const r of this.routes) routesByTable.set(r.table, [...(routesByTable.get(r.table) ?? []), r]);
+    const leadership = new Leadership(
+      {
+        url: o.url, slotName: o.slotName, publicationName: o.publicationName, routesByTable, tables: this.tables,
+        batch: o.batch ?? { maxItems: 2_000, maxWaitMs: 5 },
+        watermark: { high: o.highWatermark ?? 100_000, low: o.lowWatermark ?? 50_000 },
+        counters: this.counters, log: this.log, leaderId: this.instanceId, heartbeatMs: o.heartbeatMs ?? 10_000,
+        onStatus: (s) => this.update(s),
+      },
+      this.pool,
+    );
+    try {
+      await leadership.run(leading.signal);
+    } finally {
+      stopSignal.removeEventListener('abort', onStop);
+      if (!stopSignal.aborted) {
+        // Lost the lock (or setup failed): drop the connection so the next attempt starts clean.
+        this.update({ role: 'standby' });
+        await this.lock.release();
+      }
+    }
+    if (leading.signal.reason instanceof Error) throw leading.signal.reason;
+  }
+}

@@ -1,0 +1,70 @@
+// Source table names and what the catalog says about them (key columns, replica identity), which
+// validation, routing and TOAST re-reads all need.
+import type pg from 'pg';
+
+export interface TableName {
+  schema: string;
+  name: string;
+}
+
+export interface SourceTable extends TableName {
+  oid: number;
+  /** 'r' table, 'p' partitioned table, 'v' view… */
+  relkind: string;
+  /** pg_class.relreplident: d(efault: the primary key), n(othing), f(ull), i(ndex). */
+  replicaIdentity: 'd' | 'n' | 'f' | 'i';
+  primaryKey: string[];
+  /** Columns of the REPLICA IDENTITY USING INDEX index, when that is the identity. */
+  identityIndex: string[];
+  columns: string[];
+}
+
+/** "schema.table" as ChangeEvent.table and the Relation messages spell it (unquoted). */
+export function qualified(t: TableName): string {
+  return `${t.schema}.${t.name}`;
+}
+
+function unquote(part: string): string {
+  const p = part.trim();
+  if (p.startsWith('"') && p.endsWith('"') && p.length >= 2) return p.slice(1, -1).replace(/""/g, '"');
+  return p.toLowerCase(); // PostgreSQL folds unquoted identifiers to lower case
+}
+
+/** Parses `table`, `schema.table` or quoted parts; a bare name means schema public. */
+export function parseTableName(text: string): TableName {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    if (ch === '.' && !quoted) {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  parts.push(cur);
+  if (parts.length > 2 || parts.some((p) => p.trim() === '')) throw new Error(`"${text}" is not a table name (use table or schema.table)`);
+  return parts.length === 2 ? { schema: unquote(parts[0]!), name: unquote(parts[1]!) } : { schema: 'public', name: unquote(parts[0]!) };
+}
+
+const COLS_OF_INDEX = (flag: string) => `ARRAY(
+  SELECT a.attname::text FROM pg_index i
+  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+  WHERE i.indrelid = c.oid AND i.${flag} ORDER BY k.ord)`;
+
+/** Looks tables up by exact schema and name; absent ones are missing from the result. */
+export async function loadSourceTables(db: Pick<pg.ClientBase, 'query'>, names: readonly TableName[]): Promise<Map<string, SourceTable>> {
+  const { rows } = await db.query<Omit<SourceTable, 'replicaIdentity'> & { replicaIdentity: string }>(
+    `SELECT c.oid::int AS oid, n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS relkind,
+            c.relreplident::text AS "replicaIdentity",
+            ${COLS_OF_INDEX('indisprimary')} AS "primaryKey",
+            ${COLS_OF_INDEX('indisreplident')} AS "identityIndex",
+            ARRAY(SELECT a.attname::text FROM pg_attribute a
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname::text, c.relname::text) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+    [names.map((t) => t.schema), names.map((t) => t.name)],
+  );
+  return new Map(rows.map((r) => [qualified(r), { ...r, replicaIdentity: r.replicaIdentity as SourceTable['replicaIdentity'] }]));
+}

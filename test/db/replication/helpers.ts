@@ -1,0 +1,81 @@
+// Shared by the replication db tests: pipelines, a source with test-friendly timings, polling.
+import pg from 'pg';
+import pino from 'pino';
+import { definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
+import type { SourceDefinition } from '../../../src/pipeline/types.js';
+import { ReplicationSource, type ReplicationSourceOptions } from '../../../src/replication/replication-source.js';
+import { dropPublication } from '../../../src/replication/publication.js';
+import { dropSlot } from '../../../src/replication/slot.js';
+
+export const testLogger = pino({ level: process.env.WALFLOW_TEST_LOG ?? 'silent' });
+
+export function pipeline(name: string, source: SourceDefinition): Pipeline {
+  return definePipeline({ name, version: 'v1', source, steps: [{ name: 'noop', run: () => null }] });
+}
+
+export async function register(db: pg.Pool, ...names: string[]): Promise<void> {
+  for (const n of names) {
+    await db.query(`INSERT INTO walflow.pipelines (name, version, steps) VALUES ($1, 'v1', '{noop}') ON CONFLICT DO NOTHING`, [n]);
+  }
+}
+
+let seq = 0;
+/** A slot name unique within the test file's database. */
+export function slotName(prefix = 'wf'): string {
+  return `${prefix}_${process.pid}_${++seq}`;
+}
+
+export function source(url: string, pipelines: Pipeline[], extra: Partial<ReplicationSourceOptions> = {}): ReplicationSource {
+  const slot = extra.slotName ?? slotName();
+  return new ReplicationSource({
+    url,
+    pipelines,
+    slotName: slot,
+    publicationName: extra.publicationName ?? `${slot}_pub`,
+    logger: testLogger,
+    batch: { maxItems: 500, maxWaitMs: 5 },
+    heartbeatMs: 200,
+    standbyPollMs: 200,
+    ...extra,
+  });
+}
+
+/** Stops the source and removes its slot and publication (slots must not leak). */
+export async function teardown(db: pg.Pool, src: ReplicationSource, slot: string, publication = `${slot}_pub`): Promise<void> {
+  await src.stop();
+  await dropSlot(db, slot);
+  await dropPublication(db, publication);
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export async function count(db: pg.Pool, sql: string, params: unknown[] = []): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(sql, params);
+  return Number(rows[0]?.n ?? 0);
+}
+
+export interface RunRow {
+  pipeline: string;
+  key: string | null;
+  status: string;
+  input: { op: string; table: string; key: Record<string, unknown> | null; row: Record<string, unknown> | null; old: Record<string, unknown> | null; lsn: string; index: number };
+  dedupe_id: string;
+}
+
+export async function runsOf(db: pg.Pool, pipelineName: string): Promise<RunRow[]> {
+  const { rows } = await db.query<RunRow>(`SELECT pipeline, key, status, input, dedupe_id FROM walflow.runs WHERE pipeline = $1 ORDER BY seq`, [pipelineName]);
+  return rows;
+}
