@@ -1,0 +1,219 @@
+// The flagship: keep a pgvector table of embeddings in sync with a text table, row by row.
+//   sync   — re-read the source row (its current version; TOAST-safe), chunk it, and note which
+//            chunks already have a vector in the target (same text hash and model: not re-embedded)
+//   embed  — a batched step: the new chunks of many rows in one provider call
+//   upsert — replace the row's chunks in ctx.tx, atomically with the checkpoint; never lets an
+//            older version of a row overwrite a newer one
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { UserError } from '../../errors.js';
+import { definePipeline, type Pipeline } from '../../pipeline/define.js';
+import type { BatchItem, ChangeEvent, Queryable, StepContext } from '../../pipeline/types.js';
+import { parseTableName, type TableName } from '../../replication/source-tables.js';
+import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
+import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
+import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
+import { decodeVector, encodeVector, fromPgVector, toPgVector } from './vectors.js';
+
+export interface EmbeddingPipelineOptions {
+  name: string;
+  /** Source table, e.g. "documents" or "public.documents". */
+  table: string;
+  textColumn: string;
+  /** Columns available to the template as {column}. */
+  templateColumns?: string[];
+  /** e.g. "{title}: {chunk}". */
+  template?: string;
+  /** Key columns of the source (default: its primary key, found at startup). */
+  key?: string[];
+  /** Target table; default "<table>_embeddings" in the source's schema. */
+  target?: string;
+  embedder?: EmbedderSpec;
+  /** Tokens per chunk; default: 100 for the local model (it reads only 128), 512 otherwise. */
+  chunkSize?: number;
+  chunkOverlap?: number;
+  separators?: string[];
+  /** Chunks embedded per provider call, and how long a call waits to fill up. */
+  batch?: { maxItems: number; maxWaitMs: number };
+  /** Source events to react to (default all: insert, update, delete, truncate). */
+  columns?: string[];
+}
+
+/** A run's input: a WAL change, or a backfill of one key. */
+type SyncInput = ChangeEvent | { op: 'backfill'; table: string; key: Record<string, unknown> };
+
+interface PlannedChunk { i: number; text: string; hash: string; vec?: string }
+interface Planned { truncate?: boolean; version: string; chunks: PlannedChunk[]; embedded?: number }
+
+const ident = (s: string) => pg.escapeIdentifier(s);
+
+export interface SearchHit {
+  source_key: string;
+  chunk_index: number;
+  chunk_text: string;
+  distance: number;
+}
+
+export interface EmbeddingPipeline extends Pipeline<SyncInput> {
+  readonly target: TableName;
+  /** Embeds `query` with this pipeline's model; nearest chunks of the current version (cosine distance). */
+  search(db: Queryable, query: string, k?: number): Promise<SearchHit[]>;
+}
+
+export function isEmbeddingPipeline(p: Pipeline): p is EmbeddingPipeline {
+  return typeof (p as Partial<EmbeddingPipeline>).search === 'function';
+}
+
+export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingPipeline {
+  const spec: EmbedderSpec = o.embedder ?? { provider: 'local' };
+  const model = describeSpec(spec);
+  const source: TableName = parseTableName(o.table);
+  const target: TableName = o.target ? parseTableName(o.target) : { schema: source.schema, name: `${source.name}_embeddings` };
+  const chunking: ChunkOptions = {
+    chunkSize: o.chunkSize ?? (spec.provider === 'local' ? 100 : 512),
+    chunkOverlap: o.chunkOverlap ?? (spec.provider === 'local' ? 20 : 64),
+    ...(o.separators ? { separators: o.separators } : {}),
+    ...(o.template ? { template: o.template } : {}),
+  };
+  if (chunking.chunkSize > model.maxInputTokens) {
+    throw new UserError(`pipeline "${o.name}": chunkSize ${chunking.chunkSize} exceeds what ${model.model} reads (${model.maxInputTokens} tokens); the rest of each chunk would be silently ignored`);
+  }
+  const targetSpec = { table: target, dimensions: model.dimensions };
+  // What the vectors mean: a change here is a new version, and search never mixes versions.
+  const configVersion = createHash('sha256')
+    .update(JSON.stringify({ model: model.model, dims: model.dimensions, chunking, text: o.textColumn, tpl: o.templateColumns ?? [] }))
+    .digest('hex')
+    .slice(0, 12);
+
+  let lease: ReturnType<typeof acquireEmbedder> | undefined;
+  const embedder = (): Promise<Embedder> => (lease ??= acquireEmbedder(spec)).embedder;
+  let keyColumns = o.key;
+
+  async function resolveKey(db: Queryable): Promise<string[]> {
+    if (keyColumns) return keyColumns;
+    const { rows } = await db.query<{ cols: string[] }>(
+      `SELECT ARRAY(SELECT a.attname::text FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(n, ord)
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
+                    WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord) AS cols`,
+      [qualifiedIdent(source)],
+    );
+    const cols = rows[0]?.cols ?? [];
+    if (cols.length === 0) throw new UserError(`pipeline "${o.name}": ${source.schema}.${source.name} has no primary key; declare key columns`);
+    return (keyColumns = cols);
+  }
+
+  async function readRow(db: Queryable, key: Record<string, unknown>) {
+    const cols = await resolveKey(db);
+    const missing = cols.filter((c) => !(c in key));
+    if (missing.length) throw new UserError(`run input lacks key column(s) ${missing.join(', ')} of ${source.name}`);
+    const extra = (o.templateColumns ?? []).map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
+    const where = cols.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
+    const { rows } = await db.query<Record<string, string | null>>(
+      `SELECT ${ident(o.textColumn)}::text AS body${extra}, pg_current_wal_lsn()::text AS version FROM ${qualifiedIdent(source)} WHERE ${where}`,
+      cols.map((c) => key[c]),
+    );
+    return rows[0];
+  }
+
+  async function currentLsn(db: Queryable): Promise<string> {
+    return (await db.query<{ v: string }>('SELECT pg_current_wal_lsn()::text AS v')).rows[0]!.v;
+  }
+
+  const pipeline = definePipeline<SyncInput>({
+    name: o.name,
+    version: configVersion,
+    source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}) },
+    setup: async ({ db }) => {
+      await ensureTarget(db, targetSpec);
+      await resolveKey(db);
+    },
+    maintenance: { everyMs: 15_000, run: async ({ url, log }) => void (await maybeBuildIndex(url, targetSpec, log)) },
+    close: async () => {
+      const l = lease;
+      lease = undefined;
+      await l?.release();
+    },
+    steps: [
+      {
+        name: 'sync',
+        retry: { maxAttempts: 5, initialDelayMs: 500 },
+        run: async (ctx: StepContext<SyncInput>, input: SyncInput): Promise<Planned> => {
+          if (input.op === 'truncate') return { truncate: true, version: input.lsn, chunks: [] };
+          const key = input.key;
+          if (!key) throw new UserError(`a ${input.op} change without a key cannot be embedded`);
+          const row = await readRow(ctx.db, key);
+          if (!row || row.body === null) return { version: row?.version ?? (await currentLsn(ctx.db)), chunks: [] }; // deleted or empty
+          const fields = Object.fromEntries((o.templateColumns ?? []).map((c, i) => [c, row[`f${i}`] ?? '']));
+          const e = await embedder();
+          const chunks = await chunkText(row.body, (s) => e.countTokens(s), chunking, fields);
+          return { version: row.version!, chunks: chunks.map((c) => ({ i: c.index, text: c.text, hash: c.hash })) };
+        },
+      },
+      {
+        name: 'embed',
+        batch: o.batch ?? { maxItems: 64, maxWaitMs: 50 },
+        retry: { maxAttempts: 6, initialDelayMs: 1000, maxDelayMs: 60_000 },
+        timeoutMs: 300_000,
+        run: async (items: BatchItem<Planned>[], signal: AbortSignal): Promise<(Planned | Error)[]> => {
+          const db = items[0]!.ctx.db;
+          // Vectors we already have for identical text under this model are reused, not recomputed.
+          const hashes = [...new Set(items.flatMap((it) => it.input.chunks.map((c) => c.hash)))];
+          const known = new Map<string, string>();
+          if (hashes.length > 0) {
+            const { rows } = await db.query<{ h: string; v: string }>(
+              `SELECT DISTINCT ON (content_hash) content_hash AS h, embedding::text AS v FROM ${qualifiedIdent(target)}
+                WHERE content_hash = ANY($1) AND model = $2`,
+              [hashes, model.model],
+            );
+            for (const r of rows) known.set(r.h, encodeVector(fromPgVector(r.v)));
+          }
+          const todo = new Map<string, string>(); // hash → text, each distinct text embedded once
+          for (const it of items) for (const c of it.input.chunks) if (!known.has(c.hash)) todo.set(c.hash, c.text);
+          const fresh = new Set(todo.keys());
+          const e = await embedder();
+          const texts = [...todo.values()];
+          const vectors = texts.length > 0 ? await e.embed(texts, signal) : [];
+          [...todo.keys()].forEach((h, i) => known.set(h, encodeVector(vectors[i]!)));
+          return items.map((it) => ({
+            ...it.input,
+            // How many of this row's chunks needed the model (the rest reused stored vectors).
+            embedded: it.input.chunks.filter((c) => fresh.has(c.hash)).length,
+            chunks: it.input.chunks.map((c) => ({ ...c, vec: known.get(c.hash)! })),
+          }));
+        },
+      },
+      {
+        name: 'upsert',
+        retry: { maxAttempts: 5, initialDelayMs: 500 },
+        run: async (ctx: StepContext<SyncInput>, input: Planned) => {
+          const tx = await ctx.tx();
+          if (input.truncate) {
+            await truncateTarget(tx, targetSpec, input.version);
+            return { truncated: true };
+          }
+          const rows = input.chunks.map((c) => ({ index: c.i, text: c.text, hash: c.hash, vector: toPgVector(decodeVector(c.vec!)) }));
+          const written = await writeChunks(tx, targetSpec, ctx.key ?? '', input.version, model.model, configVersion, rows);
+          return { chunks: rows.length, embedded: input.embedded ?? 0, written };
+        },
+      },
+    ],
+  });
+
+  return Object.freeze({
+    ...pipeline,
+    target,
+    async search(db: Queryable, query: string, k = 5): Promise<SearchHit[]> {
+      if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UserError(`k must be a whole number from 1 to 1000 (got ${k})`);
+      const e = await embedder();
+      const [vec] = await e.embed([query]);
+      // Same model *and* chunking version only: results never mix old and new embeddings.
+      const { rows } = await db.query<SearchHit>(
+        `SELECT source_key, chunk_index, chunk_text, (embedding <=> $1::vector)::float8 AS distance
+           FROM ${qualifiedIdent(target)} WHERE model = $2 AND version = $3
+          ORDER BY embedding <=> $1::vector LIMIT $4`,
+        [toPgVector(vec!), model.model, configVersion, k],
+      );
+      return rows;
+    },
+  });
+}
