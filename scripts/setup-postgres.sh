@@ -7,12 +7,20 @@
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
+log() { echo "setup-postgres: $*"; }
+
+# Nothing to do (the common case after the first run): no root needed.
+if [ -x "/usr/lib/postgresql/${PG_MAJOR}/bin/initdb" ] && \
+   [ -f "$(/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config --sharedir 2>/dev/null)/extension/vector.control" ]; then
+  log "PostgreSQL ${PG_MAJOR} and pgvector are installed"
+  exit 0
+fi
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "setup-postgres: run as root or install sudo" >&2; exit 1; }
+  command -v sudo >/dev/null || { echo "setup-postgres: installing packages needs root: run as root or install sudo" >&2; exit 1; }
   SUDO="sudo"
 fi
-log() { echo "setup-postgres: $*"; }
 
 apt_updated=0
 apt_update_once() {

@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { isUserError, redactSecrets } from '../../errors.js';
 import { registerDbCommands } from './db-commands.js';
+import { registerRunCommands } from './runs-commands.js';
+import { registerPipelineCommands } from './pipeline-commands.js';
 
 const program = new Command()
   .name('walflow')
@@ -10,11 +12,18 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 
 registerDbCommands(program);
+registerPipelineCommands(program);
+registerRunCommands(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (isUserError(err)) {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('WF')) {
+    // walflow's own SQL errors (unknown pipeline, no such run…) are user errors.
+    process.stderr.write(`walflow: ${(err as Error).message.replace(/^walflow: /, '')}\n`);
+    process.exitCode = code === 'WF003' ? 3 : 2;
+  } else if (isUserError(err)) {
     process.stderr.write(`walflow: ${redactSecrets(err.message)}\n`);
     process.exitCode = err.exitCode;
   } else {

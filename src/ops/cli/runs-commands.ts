@@ -1,0 +1,111 @@
+// Inspecting and steering runs: status, runs, inspect, retry, cancel, pipelines.
+import type { Command } from 'commander';
+import { UserError } from '../../errors.js';
+import { emit, formatTable, withClient } from './output.js';
+
+const STATUSES = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'superseded'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function runId(id: string): string {
+  if (!UUID.test(id)) throw new UserError(`"${id}" is not a run id (a UUID such as 0193c4e2-7d1a-7b3c-9a4e-1f2d3c4b5a69)`);
+  return id;
+}
+
+function positive(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new UserError(`${name} must be a positive whole number (got "${v}")`);
+    return n;
+  };
+}
+
+export function registerRunCommands(program: Command): void {
+  program
+    .command('status')
+    .description('per pipeline: runs by status, oldest queued age, throughput; replication lag; workers')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      await withClient(async (c) => {
+        const { rows } = await c.query('SELECT * FROM walflow.status ORDER BY pipeline');
+        emit(opts.json, { pipelines: rows }, () => formatTable(rows));
+      });
+    });
+
+  program
+    .command('runs')
+    .description('list runs, newest first')
+    .option('--pipeline <name>', 'only this pipeline')
+    .option('--status <status>', `only this status (${STATUSES.join(', ')})`)
+    .option('--key <key>', 'only runs of this key')
+    .option('--limit <n>', 'at most this many', positive('--limit'), 20)
+    .option('--before <run>', 'page: runs older than this run id')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { pipeline?: string; status?: string; key?: string; limit: number; before?: string; json?: boolean }) => {
+      if (opts.status && !STATUSES.includes(opts.status)) throw new UserError(`unknown status "${opts.status}" (use one of ${STATUSES.join(', ')})`);
+      await withClient(async (c) => {
+        const { rows } = await c.query(
+          'SELECT * FROM walflow.list_runs($1, $2, $3, $4, $5)',
+          [opts.pipeline ?? null, opts.status ?? null, opts.key ?? null, opts.before ? runId(opts.before) : null, opts.limit],
+        );
+        emit(opts.json, { runs: rows }, () => formatTable(rows, ['id', 'pipeline', 'key', 'status', 'step_index', 'attempt', 'created_at', 'error_message']));
+      });
+    });
+
+  program
+    .command('inspect <run>')
+    .description("a run's step timeline: each step's attempts, durations, errors (with stack) and output size")
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      await withClient(async (c) => {
+        const run = (await c.query('SELECT id, pipeline, key, status, step_index, attempt, input, error, created_at, started_at, finished_at FROM walflow.runs WHERE id = $1', [runId(id)])).rows[0];
+        if (!run) throw new UserError(`no run ${id}`, 3);
+        const { rows: steps } = await c.query(
+          `SELECT t.step_index, t.step, t.outcome, t.attempt, t.duration_ms, t.started_at, t.finished_at, t.retry_at, t.error,
+                  octet_length(s.output::text) AS output_bytes
+             FROM walflow.run_timeline t
+             LEFT JOIN walflow.steps s ON s.run_id = t.run_id AND s.step_index = t.step_index AND t.outcome = 'completed'
+            WHERE t.run_id = $1 ORDER BY t.step_index, t.attempt, t.outcome DESC`,
+          [id],
+        );
+        emit(opts.json, { run, steps }, () => {
+          const head = `run ${run.id}  pipeline=${run.pipeline}  key=${run.key ?? ''}  status=${run.status}  created=${run.created_at.toISOString()}`;
+          const table = formatTable(steps.map((s) => ({ ...s, error: s.error?.message ?? '' })), ['step_index', 'step', 'outcome', 'attempt', 'duration_ms', 'output_bytes', 'error']);
+          const stacks = steps.filter((s) => s.error?.stack).map((s) => `\n-- ${s.step} attempt ${s.attempt}:\n${s.error.stack}`);
+          return [head, table, ...stacks].join('\n');
+        });
+      });
+    });
+
+  program
+    .command('retry [run]')
+    .description('re-run a failed (or cancelled) run from the step that failed; or every failed run of a pipeline')
+    .option('--failed', 'retry all failed runs (with --pipeline)')
+    .option('--pipeline <name>', 'the pipeline, with --failed')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string | undefined, opts: { failed?: boolean; pipeline?: string; json?: boolean }) => {
+      if (!id && !(opts.failed && opts.pipeline)) throw new UserError('name a run, or use --failed --pipeline NAME');
+      if (id && opts.failed) throw new UserError('give either a run id or --failed, not both');
+      await withClient(async (c) => {
+        if (id) {
+          const ok = (await c.query('SELECT walflow.retry($1) AS ok', [runId(id)])).rows[0].ok as boolean;
+          emit(opts.json, { retried: ok ? 1 : 0 }, () => (ok ? `run ${id} queued again` : `run ${id} is not failed or cancelled; nothing to retry`));
+          if (!ok) process.exitCode = 3;
+        } else {
+          const n = (await c.query('SELECT walflow.retry_failed($1) AS n', [opts.pipeline])).rows[0].n as number;
+          emit(opts.json, { retried: n }, () => `${n} failed run(s) of ${opts.pipeline} queued again`);
+        }
+      });
+    });
+
+  program
+    .command('cancel <run>')
+    .description('cancel a run that has not finished')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      await withClient(async (c) => {
+        const ok = (await c.query('SELECT walflow.cancel($1) AS ok', [runId(id)])).rows[0].ok as boolean;
+        emit(opts.json, { cancelled: ok }, () => (ok ? `run ${id} cancelled` : `run ${id} has already finished`));
+        if (!ok) process.exitCode = 3;
+      });
+    });
+}

@@ -1,0 +1,68 @@
+// Prometheus metrics. Counters and histograms are this process's; queue gauges are read from the
+// database at scrape time, so every process reports the same cluster-wide queue.
+import client from 'prom-client';
+import type pg from 'pg';
+import type { RunEnd } from '../engine/run-executor.js';
+import type { ReplicationSource } from '../replication/index.js';
+
+export class WalflowMetrics {
+  readonly registry = new client.Registry();
+  private db: Pick<pg.Pool, 'query'> | undefined;
+  private replication: ReplicationSource | undefined;
+
+  private readonly runEnds = new client.Counter({ name: 'walflow_run_ends_total', help: 'Runs this process finished executing, by outcome (completed, failed, waiting = will retry, lost = cancelled or taken over)', labelNames: ['pipeline', 'outcome'], registers: [this.registry] });
+  private readonly stepSeconds = new client.Histogram({ name: 'walflow_step_duration_seconds', help: 'Step attempt durations', labelNames: ['pipeline', 'step', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [this.registry] });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'walflow_process_' });
+    // prom-client calls collect() with the metric as `this`; the metrics object is needed too.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    new client.Gauge({
+      name: 'walflow_runs', help: 'Runs by pipeline and status (completed: last hour)', labelNames: ['pipeline', 'status'], registers: [this.registry],
+      async collect() {
+        if (!self.db) return;
+        this.reset();
+        const { rows } = await self.db.query<{ pipeline: string; queued: string; running: string; waiting: string; failed: string; completed_1h: string }>('SELECT pipeline, queued, running, waiting, failed, completed_1h FROM walflow.status');
+        for (const r of rows) {
+          for (const s of ['queued', 'running', 'waiting', 'failed'] as const) this.set({ pipeline: r.pipeline, status: s }, Number(r[s]));
+          this.set({ pipeline: r.pipeline, status: 'completed_1h' }, Number(r.completed_1h));
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'walflow_oldest_queued_seconds', help: 'Age of the oldest queued run', labelNames: ['pipeline'], registers: [this.registry],
+      async collect() {
+        if (!self.db) return;
+        this.reset();
+        const { rows } = await self.db.query<{ pipeline: string; age: number | null }>('SELECT pipeline, extract(epoch FROM oldest_queued_age)::float8 AS age FROM walflow.status');
+        for (const r of rows) this.set({ pipeline: r.pipeline }, r.age ?? 0);
+      },
+    });
+    const counter = (name: string, help: string, pick: (r: ReplicationSource) => number) =>
+      new client.Counter({ name, help, registers: [this.registry], collect() { if (self.replication) { this.reset(); this.inc(pick(self.replication)); } } });
+    counter('walflow_changes_received_total', 'Row changes decoded from WAL by this process', (r) => r.counters.received);
+    counter('walflow_changes_filtered_total', "Changes filtered by a pipeline's declared source rules", (r) => r.counters.filtered);
+    counter('walflow_changes_errors_total', 'Changes recorded in walflow.replication_errors', (r) => r.counters.errors);
+    counter('walflow_runs_started_total', 'Runs started from WAL by this process', (r) => r.counters.started);
+    new client.Gauge({
+      name: 'walflow_replication_lag_bytes', help: "WAL between the server's current position and the slot's confirmed position", registers: [this.registry],
+      collect() { const lag = self.replication?.currentStatus.lagBytes; if (lag !== null && lag !== undefined) this.set(lag); },
+    });
+    new client.Gauge({
+      name: 'walflow_replication_leader', help: '1 when this process consumes the slot', registers: [this.registry],
+      collect() { this.set(self.replication?.currentStatus.role === 'leader' ? 1 : 0); },
+    });
+  }
+
+  /** Hooks for the engine. */
+  readonly hooks = {
+    onRunEnd: (pipeline: string, end: RunEnd) => this.runEnds.inc({ pipeline, outcome: end }),
+    onStepDone: (pipeline: string, step: string, ok: boolean, ms: number) => this.stepSeconds.observe({ pipeline, step, outcome: ok ? 'ok' : 'error' }, ms / 1000),
+  };
+
+  attach(db: Pick<pg.Pool, 'query'>, replication?: ReplicationSource): void {
+    this.db = db;
+    this.replication = replication;
+  }
+}
