@@ -9,7 +9,7 @@ import pg from 'pg';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, ChangeEvent, Queryable, StepContext } from '../../pipeline/types.js';
-import { parseTableName, type TableName } from '../../replication/source-tables.js';
+import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
@@ -102,6 +102,25 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     return (keyColumns = cols);
   }
 
+  /** Fails at startup, naming what is wrong, rather than on every run. */
+  async function checkSource(db: Queryable): Promise<void> {
+    const name = `${source.schema}.${source.name}`;
+    const table = (await loadSourceTables(db, [source])).get(name);
+    if (!table) throw new UserError(`pipeline "${o.name}": source table ${name} does not exist (create it, or fix "table")`);
+    const { rows } = await db.query<{ attname: string; type: string }>(
+      `SELECT attname::text, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`,
+      [table.oid],
+    );
+    const types = new Map(rows.map((r) => [r.attname, r.type]));
+    for (const col of [o.textColumn, ...(o.templateColumns ?? []), ...(o.key ?? [])]) {
+      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column "${col}" (columns: ${[...types.keys()].join(', ')})`);
+    }
+    const textType = types.get(o.textColumn)!;
+    if (!/^(text|character varying|character|citext|json|jsonb)/.test(textType)) {
+      throw new UserError(`pipeline "${o.name}": textColumn "${o.textColumn}" of ${name} is ${textType}; the chunker needs text (text, varchar, json/jsonb)`);
+    }
+  }
+
   async function readRow(db: Queryable, key: Record<string, unknown>) {
     const cols = await resolveKey(db);
     const missing = cols.filter((c) => !(c in key));
@@ -124,6 +143,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     version: configVersion,
     source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}) },
     setup: async ({ db }) => {
+      await checkSource(db);
       await ensureTarget(db, targetSpec);
       await resolveKey(db);
     },
