@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
+import { runKeyOf } from '../replication/operators/extract-keys.js';
 import { loadSourceTables, parseTableName } from '../replication/source-tables.js';
 
 export interface BackfillProgress {
@@ -25,10 +26,6 @@ export interface BackfillOptions {
 
 const ident = (s: string) => pg.escapeIdentifier(s);
 
-/** The run key of a row: the key value, or a JSON array of the values for a composite key. */
-export function runKey(cols: string[], row: Record<string, unknown>): string {
-  return cols.length === 1 ? String(row[cols[0]!]) : JSON.stringify(cols.map((c) => row[c]));
-}
 
 export async function backfill(engine: Engine, pipeline: Pipeline, opts: BackfillOptions = {}): Promise<BackfillProgress> {
   if (!pipeline.source) throw new UserError(`pipeline "${pipeline.name}" has no source table to backfill from`);
@@ -75,7 +72,8 @@ export async function backfill(engine: Engine, pipeline: Pipeline, opts: Backfil
       await engine.startMany(
         pipeline.name,
         rows.map((r) => {
-          const k = runKey(keyCols, r);
+          // The same key text as WAL-started runs of this row get, so that the two serialize.
+          const k = runKeyOf(r, keyCols)!;
           return { input: { op: 'backfill', table: `${name.schema}.${name.name}`, key: r }, key: k, dedupeId: `backfill:${id}:${k}` };
         }),
         client,
