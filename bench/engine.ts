@@ -32,7 +32,7 @@ async function drain(url: string, n: number): Promise<{ ms: number; rssMb: numbe
   let finish!: () => void;
   const all = new Promise<void>((r) => (finish = r));
   const engine = new Engine({
-    url, pipelines: [pipeline], workers: Number(process.env.BENCH_WORKERS ?? 2), capacity: Number(process.env.BENCH_CAPACITY ?? 1000), poolSize: 8, retentionMs: 0,
+    url, pipelines: [pipeline], workers: Number(process.env.BENCH_WORKERS ?? 4), capacity: Number(process.env.BENCH_CAPACITY ?? 500), poolSize: 8, retentionMs: 0,
     onRunEnd: () => {
       if (++done.count === n) finish();
     },
