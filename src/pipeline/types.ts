@@ -130,6 +130,11 @@ export interface PipelineDefinition<TRunInput = any> {
   /** The key of a run started without one (WAL-started runs use the table key). */
   key?: (input: TRunInput) => string | null;
   steps: StepDefinition<any, any, TRunInput>[];
+  /**
+   * Tables this pipeline writes to. They are never published, and a pipeline whose source is one
+   * of them is rejected at startup (it would start runs from its own writes).
+   */
+  targets?: string[];
   /** Runs when a walflow process that loads this pipeline starts (create target tables…). Idempotent. */
   setup?: (ctx: PipelineHookContext) => Promise<void>;
   /** Periodic upkeep while workers run (build an index once a table has rows…). */

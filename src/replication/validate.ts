@@ -88,6 +88,15 @@ export function sourceTableNames(pipelines: readonly Pipeline[]): Map<Pipeline, 
     }
     out.set(p, name);
   }
+  // A source that some loaded pipeline writes to would feed that pipeline's writes back into runs.
+  const targets = new Map<string, string>();
+  for (const p of pipelines) for (const t of p.targets ?? []) targets.set(qualified(parseTableName(t)), p.name);
+  for (const [p, name] of out) {
+    const writer = targets.get(qualified(name));
+    if (writer) {
+      fail(p.name, `source table ${qualified(name)} is a target that pipeline "${writer}" writes to: its writes would start runs from themselves (a loop); read from another table`);
+    }
+  }
   return out;
 }
 

@@ -142,6 +142,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     name: o.name,
     version: configVersion,
     source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}) },
+    targets: [`${target.schema}.${target.name}`],
     setup: async ({ db }) => {
       await checkSource(db);
       await ensureTarget(db, targetSpec);

@@ -16,6 +16,12 @@ describe('replication source: startup validation', () => {
     expect(() => source(db.url, [pipeline('loop', { table: 'walflow.runs' })])).toThrow(/pipeline "loop": source table walflow.runs is in walflow's own schema/);
   });
 
+  it("rejects a pipeline whose source is a loaded pipeline's target (it would loop on its own writes)", () => {
+    const writer = { ...pipeline('writer', { table: 'docs' }), targets: ['docs_embeddings'] };
+    const reader = pipeline('reader', { table: 'public.docs_embeddings' });
+    expect(() => source(db.url, [writer, reader])).toThrow(/pipeline "reader": source table public.docs_embeddings is a target that pipeline "writer" writes to/);
+  });
+
   it('names a missing table, and a table without a key together with the fix', async () => {
     await expect(source(db.url, [pipeline('p', { table: 'nope' })]).start()).rejects.toThrow(/pipeline "p": source table public.nope does not exist/);
     await db.pool.query(`CREATE TABLE public.nokey (a int, b text)`);
