@@ -239,21 +239,6 @@ BEGIN
 END;
 $$;
 
--- Operators: counts by status per pipeline, with the age of the oldest runnable run.
-CREATE VIEW walflow.pipeline_status AS
-SELECT p.name AS pipeline,
-       count(r.id) FILTER (WHERE r.status = 'queued')     AS queued,
-       count(r.id) FILTER (WHERE r.status = 'running')    AS running,
-       count(r.id) FILTER (WHERE r.status = 'waiting')    AS waiting,
-       count(r.id) FILTER (WHERE r.status = 'failed')     AS failed,
-       count(r.id) FILTER (WHERE r.status = 'completed')  AS completed,
-       count(r.id) FILTER (WHERE r.status = 'cancelled')  AS cancelled,
-       count(r.id) FILTER (WHERE r.status = 'superseded') AS superseded,
-       now() - min(r.created_at) FILTER (WHERE r.status = 'queued') AS oldest_queued_age
-FROM walflow.pipelines p
-LEFT JOIN walflow.runs r ON r.pipeline = p.name
-GROUP BY p.name;
-
 -- Operators: each run's steps in order: completed checkpoints and failed attempts, with errors.
 CREATE VIEW walflow.run_timeline AS
 SELECT r.id AS run_id, r.pipeline, r.key, r.status AS run_status,

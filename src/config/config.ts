@@ -1,12 +1,15 @@
 // The one place that reads the environment. Every other module takes a resolved WalflowConfig.
 import path from 'node:path';
 import { z } from 'zod';
-import { UserError } from '../errors.js';
+import { registerSecret, UserError } from '../errors.js';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const intFromString = (min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max);
+/** Whole numbers in [min, max]; the message names the range (loadConfig adds the value given). */
+const intFromString = (min: number, max: number) => {
+  const error = () => `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
 
 export const configSchema = z.object({
   /** Connection string. Unset: walflow uses (and provisions) its embedded local cluster. */
@@ -15,7 +18,7 @@ export const configSchema = z.object({
   dataDir: z.string().min(1).default('.walflow/pg'),
   /** Directory of pipeline definitions (pipelines/*.ts). */
   pipelinesDir: z.string().min(1).default('pipelines'),
-  logLevel: z.enum(logLevels).default('info'),
+  logLevel: z.enum(logLevels, { error: () => `must be one of ${logLevels.join(', ')}` }).default('info'),
   /** Human-readable logs; defaults to on when stderr is a terminal. */
   logPretty: z.boolean().optional(),
   /** Worker loops per process. */
@@ -32,16 +35,16 @@ export const configSchema = z.object({
   shutdownTimeoutMs: intFromString(0, 3_600_000).default(30_000),
   /** Consume WAL in this process (one leader at a time; others stand by). */
   replication: z.boolean().default(true),
-  slotName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ (a replication slot name)').default('walflow'),
-  publicationName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _').default('walflow'),
-  /** Queued runs above which WAL reading pauses, and below which it resumes. */
+  slotName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1 to 63 lower-case letters, digits and _ (a replication slot name)').default('walflow'),
+  publicationName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1 to 63 lower-case letters, digits and _').default('walflow'),
+  /** Queued runs above which WAL reading pauses, and below which it resumes (default: half the high watermark). */
   highWatermark: intFromString(100, 100_000_000).default(50_000),
-  lowWatermark: intFromString(0, 100_000_000).default(25_000),
+  lowWatermark: intFromString(0, 100_000_000).optional(),
   /** Serve Prometheus metrics, /healthz and /readyz on this port (0: off). */
   metricsPort: intFromString(0, 65_535).default(0),
 });
 
-export type WalflowConfig = z.infer<typeof configSchema>;
+export type WalflowConfig = Omit<z.infer<typeof configSchema>, 'lowWatermark'> & { lowWatermark: number };
 export type ConfigInput = z.input<typeof configSchema>;
 
 /** Maps environment variables to config keys. */
@@ -66,44 +69,97 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_METRICS_PORT: 'metricsPort',
 };
 
-function parseBool(name: string, value: string): boolean {
-  if (/^(1|true|yes|on)$/i.test(value)) return true;
-  if (/^(0|false|no|off)$/i.test(value)) return false;
-  throw new UserError(`invalid configuration: ${name} must be true or false (got "${value}")`);
+/** Command-line flags of `walflow run` (and --pipelines of the other commands) that set keys. */
+const flagOf: Partial<Record<keyof ConfigInput, string>> = {
+  pipelinesDir: '--pipelines',
+  workers: '--workers',
+  replication: '--no-replication',
+  metricsPort: '--metrics-port',
+};
+
+/** The environment variable that sets each key (the first listed, for DATABASE_URL). */
+export function envVarOf(key: keyof ConfigInput): string | undefined {
+  return Object.entries(envKeys).find(([, k]) => k === key)?.[0];
 }
 
-function fromEnv(env: NodeJS.ProcessEnv): Partial<Record<keyof ConfigInput, unknown>> {
-  const out: Partial<Record<keyof ConfigInput, unknown>> = {};
+function parseBool(value: string): boolean | undefined {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  return undefined;
+}
+
+type Raw = Partial<Record<keyof ConfigInput, unknown>>;
+
+function fromEnv(env: NodeJS.ProcessEnv, problems: string[]): Raw {
+  const out: Raw = {};
   for (const [name, key] of Object.entries(envKeys)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
     if (out[key] !== undefined) continue; // DATABASE_URL wins over WALFLOW_DATABASE_URL
-    out[key] = key === 'logPretty' || key === 'replication' ? parseBool(name, value) : value;
+    if (key === 'logPretty' || key === 'replication') {
+      const b = parseBool(value);
+      if (b === undefined) problems.push(`${key} (${name}): must be true or false (got ${JSON.stringify(value)})`);
+      else out[key] = b;
+    } else out[key] = value;
   }
   return out;
 }
 
+/** The password of a connection string, so that redactSecrets() removes it wherever it shows up. */
+function registerUrlSecrets(url: string | undefined): void {
+  if (!url) return;
+  try {
+    const u = new URL(url);
+    if (u.password) registerSecret(decodeURIComponent(u.password));
+    registerSecret(u.searchParams.get('password'));
+  } catch {
+    /* not a URL: validated (and redacted by pattern) where it is used */
+  }
+  for (const m of url.matchAll(/password=([^\s&]+)/gi)) registerSecret(m[1]);
+}
+
 /**
  * Resolves configuration from defaults < environment < explicit overrides (flags), validated as a
- * whole so that every bad key is reported by name before anything starts.
+ * whole so that every bad key is reported by name (with its environment variable) before anything
+ * starts.
  */
 export function loadConfig(
   overrides: Partial<ConfigInput> = {},
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
 ): WalflowConfig {
-  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  const parsed = configSchema.safeParse({ ...fromEnv(env), ...defined });
+  const problems: string[] = [];
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Raw;
+  const raw: Raw = { ...fromEnv(env, problems), ...defined };
+  registerUrlSecrets(typeof raw.databaseUrl === 'string' ? raw.databaseUrl : undefined);
+  const parsed = configSchema.safeParse(raw);
+  // Name each key with where its value came from: its flag when one was given, else its variable.
+  const name = (key: string) => {
+    const from = key in defined ? (flagOf[key as keyof ConfigInput] ?? envVarOf(key as keyof ConfigInput)) : envVarOf(key as keyof ConfigInput);
+    return `${key}${from ? ` (${from})` : ''}`;
+  };
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => {
-      const key = i.path.join('.');
-      const envName = Object.entries(envKeys).find(([, k]) => k === key)?.[0];
-      return `${key}${envName ? ` (${envName})` : ''}: ${i.message}`;
-    });
-    throw new UserError(`invalid configuration: ${problems.join('; ')}`);
+    for (const i of parsed.error.issues) {
+      const key = i.path.join('.') as keyof ConfigInput;
+      // The value as given (never a connection string: it may hold a password).
+      const given = key !== 'databaseUrl' && raw[key] !== undefined ? ` (got ${JSON.stringify(raw[key])})` : '';
+      problems.push(`${name(key)}: ${i.message}${given}`);
+    }
   }
+  // The watermarks are checked together, once each is valid on its own.
+  const high = configSchema.shape.highWatermark.safeParse(raw.highWatermark);
+  const low = configSchema.shape.lowWatermark.safeParse(raw.lowWatermark);
+  if (high.success && low.success && low.data !== undefined && low.data >= high.data) {
+    problems.push(`${name('lowWatermark')} must be below ${name('highWatermark')}: got ${low.data} and ${high.data}`);
+  }
+  if (problems.length > 0 || !parsed.success) throw new UserError(`invalid configuration: ${problems.join('; ')}`);
   const config = parsed.data;
-  return { ...config, dataDir: path.resolve(cwd, config.dataDir), pipelinesDir: path.resolve(cwd, config.pipelinesDir) };
+  return {
+    ...config,
+    lowWatermark: config.lowWatermark ?? Math.floor(config.highWatermark / 2),
+    dataDir: path.resolve(cwd, config.dataDir),
+    pipelinesDir: path.resolve(cwd, config.pipelinesDir),
+  };
 }
 
 /** Whether stderr is a terminal; read here so that other modules do not touch process globals. */
@@ -117,5 +173,7 @@ export function stderrIsTty(): boolean {
  */
 export function readSecret(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const v = env[name];
-  return v === undefined || v === '' ? undefined : v;
+  if (v === undefined || v === '') return undefined;
+  registerSecret(v); // and out of every message that might echo it (a server's error, a stack)
+  return v;
 }

@@ -14,7 +14,8 @@ export class WalflowMetrics {
   private readonly stepSeconds = new client.Histogram({ name: 'walflow_step_duration_seconds', help: 'Step attempt durations', labelNames: ['pipeline', 'step', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [this.registry] });
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'walflow_process_' });
+    // The standard process_* and nodejs_* metrics, under their usual names (dashboards expect them).
+    client.collectDefaultMetrics({ register: this.registry });
     // prom-client calls collect() with the metric as `this`; the metrics object is needed too.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
@@ -45,9 +46,24 @@ export class WalflowMetrics {
     counter('walflow_changes_filtered_total', "Changes filtered by a pipeline's declared source rules", (r) => r.counters.filtered);
     counter('walflow_changes_errors_total', 'Changes recorded in walflow.replication_errors', (r) => r.counters.errors);
     counter('walflow_runs_started_total', 'Runs started from WAL by this process', (r) => r.counters.started);
+    counter('walflow_changes_replayed_total', 'Changes received again after a restart whose run already existed (not started twice)', (r) => r.counters.replayed);
     new client.Gauge({
-      name: 'walflow_replication_lag_bytes', help: "WAL between the server's current position and the slot's confirmed position", registers: [this.registry],
-      collect() { const lag = self.replication?.currentStatus.lagBytes; if (lag !== null && lag !== undefined) this.set(lag); },
+      name: 'walflow_replication_lag_bytes', help: "WAL between the server's current position and what the slot confirmed (walflow.replication_status)", labelNames: ['slot'], registers: [this.registry],
+      async collect() {
+        if (!self.db) return;
+        this.reset();
+        const { rows } = await self.db.query<{ slot_name: string; lag_bytes: string | null }>('SELECT slot_name, lag_bytes FROM walflow.replication_status');
+        for (const r of rows) if (r.lag_bytes !== null) this.set({ slot: r.slot_name }, Number(r.lag_bytes));
+      },
+    });
+    new client.Gauge({
+      name: 'walflow_replication_lag_seconds', help: "The walsender's flush lag of the slot: how old the WAL last confirmed is (absent while idle or not streaming)", labelNames: ['slot'], registers: [this.registry],
+      async collect() {
+        if (!self.db) return;
+        this.reset();
+        const { rows } = await self.db.query<{ slot_name: string; lag_seconds: number | null }>('SELECT slot_name, lag_seconds FROM walflow.replication_status');
+        for (const r of rows) if (r.lag_seconds !== null) this.set({ slot: r.slot_name }, r.lag_seconds);
+      },
     });
     new client.Gauge({
       name: 'walflow_replication_leader', help: '1 when this process consumes the slot', registers: [this.registry],

@@ -4,6 +4,7 @@
 // acknowledge that position to the slot.
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { redactSecrets } from '../errors.js';
 import { compareLsn } from './lsn.js';
 import type { Boundary, ErrorItem, ReplicationCounters, StartItem, WriteItem } from './types.js';
 
@@ -46,7 +47,7 @@ const INSERT_ERRORS = `
 export async function recordErrors(db: Pick<pg.ClientBase, 'query'>, slotName: string, errors: readonly ErrorItem[]): Promise<void> {
   if (errors.length === 0) return;
   const rows = errors.map((e) => ({
-    pipeline: e.pipeline, source_table: e.table, op: e.op, kind: e.errorKind, message: e.message,
+    pipeline: e.pipeline, source_table: e.table, op: e.op, kind: e.errorKind, message: redactSecrets(e.message),
     lsn: e.lsn, source_index: e.index, key: e.key, detail: e.detail ?? null, retriable: e.retriable,
   }));
   await db.query(INSERT_ERRORS, [slotName, JSON.stringify(rows)]);

@@ -52,7 +52,8 @@ function internalsOf(service: LogicalReplicationService): { socket?: Duplex; cli
 export function walStream(opts: WalStreamOptions): Observable<WalItem> {
   return new Observable<WalItem>((sub) => {
     const service = new LogicalReplicationService(
-      { connectionString: opts.url, keepAlive: true },
+      // Named, so that operators can tell walflow's walsender apart in pg_stat_replication.
+      { connectionString: opts.url, keepAlive: true, application_name: 'walflow-stream' },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
     );
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [opts.publicationName], messages: true });

@@ -40,7 +40,7 @@ export function registerDbCommands(program: Command): void {
     });
 
   db.command('status')
-    .description('is the local cluster initialized and running?')
+    .description('is the local cluster initialized and running? (exit 3 when it is not running)')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
       const status = await embedded().status();
@@ -50,12 +50,14 @@ export function registerDbCommands(program: Command): void {
     });
 
   db.command('url')
-    .description('print the connection URL of the local cluster')
-    .action(() => {
+    .description('print the connection URL of the local cluster (whether or not it is running)')
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }) => {
       const cluster = embedded();
-      const state = cluster.readState();
-      if (!state) throw new UserError(`no local cluster in ${cluster.dataDir}: run \`walflow db start\``);
-      print(false, null, cluster.urlFor(state));
+      const state = cluster.isInitialized() ? cluster.readState() : undefined;
+      if (!state) throw new UserError(`no local cluster in ${cluster.dataDir}: run \`walflow db start\``, 3);
+      const url = cluster.urlFor(state);
+      print(!!opts.json, { url, dataDir: cluster.dataDir }, url);
     });
 
   program

@@ -1,21 +1,46 @@
-// walflow run | pipelines | backfill | search.
+// walflow run | pipelines | backfill | search. The engine, replication, metrics and embedding
+// modules are imported by the commands that use them, so that every other command starts fast.
 import type { Command } from 'commander';
-import { loadConfig, stderrIsTty, type ConfigInput } from '../../config/config.js';
+import { loadConfig, stderrIsTty, type ConfigInput, type WalflowConfig } from '../../config/config.js';
 import { resolveDatabaseUrl } from '../../db/connection.js';
-import { Engine } from '../../engine/engine.js';
 import { UserError } from '../../errors.js';
-import { createLogger } from '../../log.js';
+import type { Pipeline } from '../../pipeline/define.js';
 import { loadPipelines } from '../../pipeline/load.js';
-import { isEmbeddingPipeline } from '../../steps/embedding/pipeline.js';
-import { backfill } from '../backfill.js';
-import { createProgress } from '../progress.js';
-import { startWalflow } from '../runner.js';
+import type { EmbeddingPipeline } from '../../steps/embedding/pipeline.js';
+import type { MetricsServer } from '../metrics-server.js';
 import { emit, formatTable, withClient } from './output.js';
+
+/** Same test as steps/embedding's isEmbeddingPipeline, without loading the embedding modules. */
+function isEmbeddingPipeline(p: Pipeline): p is EmbeddingPipeline {
+  return typeof (p as Partial<EmbeddingPipeline>).search === 'function';
+}
 
 interface CommonOpts { pipelines?: string; json?: boolean }
 
-function configFrom(opts: CommonOpts & Partial<ConfigInput>) {
-  return loadConfig({ ...(opts.pipelines ? { pipelinesDir: opts.pipelines } : {}), ...opts, pipelines: undefined } as Partial<ConfigInput>);
+function configFrom(opts: CommonOpts, extra: Partial<ConfigInput> = {}): WalflowConfig {
+  return loadConfig({ ...(opts.pipelines ? { pipelinesDir: opts.pipelines } : {}), ...extra });
+}
+
+/** The pipelines named in the pipelines directory, in that order; exit 3 when one is missing. */
+async function pickPipelines(config: WalflowConfig, names: string[]): Promise<Pipeline[]> {
+  const all = await loadPipelines(config.pipelinesDir);
+  const missing = names.filter((n) => !all.some((p) => p.name === n));
+  if (missing.length > 0) {
+    throw new UserError(`no pipeline named ${missing.map((m) => `"${m}"`).join(', ')} in ${config.pipelinesDir} (found: ${all.map((p) => p.name).join(', ') || 'none'})`, 3);
+  }
+  return names.map((n) => all.find((p) => p.name === n)!);
+}
+
+async function pickPipeline(config: WalflowConfig, name: string): Promise<Pipeline> {
+  return (await pickPipelines(config, [name]))[0]!;
+}
+
+function wholeNumber(flag: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < min || n > max) throw new UserError(`${flag} must be a whole number from ${min} to ${max} (got "${v}")`);
+    return n;
+  };
 }
 
 export function registerPipelineCommands(program: Command): void {
@@ -34,64 +59,106 @@ export function registerPipelineCommands(program: Command): void {
         ...(opts.replication === false ? { replication: false } : {}),
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort as unknown as number } : {}),
       });
+      const [{ createLogger }, { WalflowMetrics }, { startWalflow }] = await Promise.all([import('../../log.js'), import('../metrics.js'), import('../runner.js')]);
       const log = createLogger({ level: config.logLevel, pretty: config.logPretty ?? stderrIsTty() });
-      const pipelines = await loadPipelines(config.pipelinesDir, opts.only?.split(',').map((s) => s.trim()).filter(Boolean));
-      if (pipelines.length === 0) throw new UserError(`no pipelines found in ${config.pipelinesDir}`);
+      const only = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
+      const pipelines = only?.length ? await pickPipelines(config, [...new Set(only)]) : await loadPipelines(config.pipelinesDir);
+      if (pipelines.length === 0) throw new UserError(`no pipelines found in ${config.pipelinesDir}`, 3);
       const url = await resolveDatabaseUrl(config);
-      const wf = await startWalflow({ url, config, pipelines, log });
-      let metrics: { close(): Promise<void> } | undefined;
-      if (config.metricsPort > 0) {
-        const { serveMetrics } = await import('../metrics-server.js');
-        metrics = await serveMetrics(config.metricsPort, wf, log);
+
+      // A signal during startup stops as soon as startup is done (or failed).
+      let stopRequested: string | undefined;
+      let stop: ((signal: string) => void) | undefined;
+      const onSignal = (signal: string) => {
+        if (stop) return stop(signal);
+        if (stopRequested) process.exit(130);
+        stopRequested = signal;
+        log.info({ signal }, 'stopping once startup is done');
+      };
+      const onTerm = () => onSignal('SIGTERM');
+      const onInt = () => onSignal('SIGINT');
+      process.on('SIGTERM', onTerm);
+      process.on('SIGINT', onInt);
+
+      const metrics = new WalflowMetrics();
+      let server: MetricsServer | undefined;
+      try {
+        if (config.metricsPort > 0) {
+          const { serveMetrics } = await import('../metrics-server.js');
+          server = await serveMetrics(config.metricsPort, metrics, log);
+        }
+        const running = await startWalflow({ url, config, pipelines, log, metrics });
+        server?.attach(running);
+        await new Promise<void>((resolve) => {
+          let stopping = false;
+          stop = (signal: string) => {
+            if (stopping) {
+              log.warn('second signal: exiting now; unfinished runs resume after their leases expire');
+              process.exit(130);
+            }
+            stopping = true;
+            server?.stopping();
+            log.info({ signal }, 'stopping: finishing running steps');
+            running.stop().then(resolve, (err: unknown) => {
+              log.error({ err }, 'stopping failed');
+              process.exitCode = 1;
+              resolve();
+            });
+          };
+          if (stopRequested) stop(stopRequested);
+        });
+        log.info('stopped');
+      } finally {
+        await server?.close();
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
       }
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (signal: string) => {
-          if (stopping) {
-            log.warn('second signal: exiting now; unfinished runs resume after their leases expire');
-            process.exit(130);
-          }
-          stopping = true;
-          log.info({ signal }, 'stopping: finishing running steps');
-          void wf.stop().then(() => metrics?.close()).finally(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
-      log.info('stopped');
     });
 
   program
     .command('pipelines')
-    .description('the pipelines found in the pipelines directory: source, steps, version')
+    .description('the pipelines found in the pipelines directory: source, events, steps, version')
     .option('--pipelines <dir>', 'directory of pipeline definitions')
     .option('--json', 'machine-readable output')
     .action(async (opts: CommonOpts) => {
       const config = configFrom(opts);
       const pipelines = await loadPipelines(config.pipelinesDir);
-      const rows = pipelines.map((p) => ({ name: p.name, version: p.version, source: p.source?.table ?? '', events: p.source?.events?.join(',') ?? (p.source ? 'all' : ''), steps: p.stepNames.join(' → ') }));
-      emit(opts.json, { pipelines: rows }, () => formatTable(rows));
+      const rows = pipelines.map((p) => ({
+        name: p.name,
+        version: p.version,
+        source: p.source?.table ?? null,
+        events: p.source ? (p.source.events ?? ['insert', 'update', 'delete', 'truncate']) : null,
+        steps: p.stepNames,
+        embedding: isEmbeddingPipeline(p),
+      }));
+      emit(opts.json, { pipelines: rows }, () =>
+        formatTable(rows.map((r) => ({ ...r, source: r.source ?? '(started from SQL or code)', events: r.events?.join(',') ?? '', steps: r.steps.join(' → ') })), ['name', 'version', 'source', 'events', 'steps']));
     });
 
   program
     .command('backfill <pipeline>')
     .description("start a run for every existing row of the pipeline's source table (resumable)")
     .option('--pipelines <dir>', 'directory of pipeline definitions')
-    .option('--batch-size <n>', 'rows per batch', '1000')
+    .option('--batch-size <n>', 'rows per batch (1 to 100000)', wholeNumber('--batch-size', 1, 100_000), 1000)
     .option('--restart', 'start over instead of resuming an unfinished backfill')
     .option('--json', 'machine-readable output')
-    .action(async (name: string, opts: CommonOpts & { batchSize: string; restart?: boolean }) => {
+    .action(async (name: string, opts: CommonOpts & { batchSize: number; restart?: boolean }) => {
       const config = configFrom(opts);
-      const batchSize = Number(opts.batchSize);
-      if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) throw new UserError('--batch-size must be a whole number from 1 to 100000');
-      const [pipeline] = await loadPipelines(config.pipelinesDir, [name]);
-      const engine = new Engine({ url: await resolveDatabaseUrl(config), pipelines: [pipeline!] });
+      const pipeline = await pickPipeline(config, name);
+      if (!pipeline.source) throw new UserError(`pipeline "${name}" has no source table to backfill from`);
+      const [{ Engine }, { backfill }, { createProgress }, { resolveSources }] = await Promise.all([
+        import('../../engine/engine.js'), import('../backfill.js'), import('../progress.js'), import('../../replication/validate.js'),
+      ]);
+      const url = await resolveDatabaseUrl(config);
+      // The source table exists and has a key, before the pipeline's setup runs against it.
+      await withClient(async (c) => void (await resolveSources(c, [pipeline])), { pipelinesDir: config.pipelinesDir });
+      const engine = new Engine({ url, pipelines: [pipeline] });
       const progress = opts.json ? undefined : createProgress(`backfill ${name}`, stderrIsTty());
       try {
         await engine.register();
-        const result = await backfill(engine, pipeline!, { batchSize, ...(opts.restart ? { restart: true } : {}), onProgress: (p) => progress?.update(p.done, p.total) });
+        const result = await backfill(engine, pipeline, { batchSize: opts.batchSize, ...(opts.restart ? { restart: true } : {}), onProgress: (p) => progress?.update(p.done, p.total) });
         progress?.stop();
-        emit(opts.json, result, () => `backfill ${result.id} of ${name}: started ${result.done} run(s); watch them with: walflow status`);
+        emit(opts.json, { pipeline: name, ...result }, () => `backfill ${result.id} of ${name}: started ${result.done} run(s); watch them with: walflow status`);
       } finally {
         await engine.stop();
       }
@@ -101,21 +168,27 @@ export function registerPipelineCommands(program: Command): void {
     .command('search <pipeline> <query>')
     .description("embed the query with the pipeline's model and print the nearest chunks")
     .option('--pipelines <dir>', 'directory of pipeline definitions')
-    .option('-k, --k <n>', 'how many hits', '5')
+    .option('-k, --k <n>', 'how many hits (1 to 1000)', wholeNumber('-k', 1, 1000), 5)
     .option('--json', 'machine-readable output')
-    .action(async (name: string, query: string, opts: CommonOpts & { k: string }) => {
+    .action(async (name: string, query: string, opts: CommonOpts & { k: number }) => {
+      if (query.trim() === '') throw new UserError('the search query is empty');
       const config = configFrom(opts);
-      const [pipeline] = await loadPipelines(config.pipelinesDir, [name]);
-      if (!isEmbeddingPipeline(pipeline!)) throw new UserError(`pipeline "${name}" is not an embedding pipeline`);
+      const pipeline = await pickPipeline(config, name);
+      if (!isEmbeddingPipeline(pipeline)) throw new UserError(`pipeline "${name}" is not an embedding pipeline`);
       try {
         await withClient(async (c) => {
           // Let an HNSW scan keep going until k rows of the current version are found.
           await c.query(`SET hnsw.iterative_scan = relaxed_order`).catch(() => undefined);
-          const hits = await pipeline.search(c, query, Number(opts.k));
-          emit(opts.json, { hits }, () => formatTable(hits.map((h) => ({ distance: h.distance.toFixed(4), key: h.source_key, chunk: h.chunk_index, text: h.chunk_text.replace(/\s+/g, ' ') })), ['distance', 'key', 'chunk', 'text']));
-        });
+          const hits = await pipeline.search(c, query, opts.k).catch((err: { code?: string; name?: string; message?: string }) => {
+            // The provider said no (a bad key, an unknown model, a server down): one line, not a stack.
+            if (err.name === 'EmbeddingProviderError') throw new UserError(`search failed: ${err.message}`);
+            if (err.code === '42P01') throw new UserError(`no embeddings yet: ${pipeline.target.schema}.${pipeline.target.name} does not exist (run \`walflow run\` or \`walflow backfill ${name}\` first)`, 3);
+            throw err;
+          });
+          emit(opts.json, { pipeline: name, query, hits }, () => formatTable(hits.map((h) => ({ distance: h.distance.toFixed(4), key: h.source_key, chunk: h.chunk_index, text: h.chunk_text.replace(/\s+/g, ' ') })), ['distance', 'key', 'chunk', 'text']));
+        }, { pipelinesDir: config.pipelinesDir });
       } finally {
-        await pipeline!.close?.();
+        await pipeline.close?.();
       }
     });
 }

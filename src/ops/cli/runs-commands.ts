@@ -1,7 +1,7 @@
-// Inspecting and steering runs: status, runs, inspect, retry, cancel, pipelines.
+// Inspecting and steering runs: status, runs, inspect, retry, cancel.
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { emit, formatTable, withClient } from './output.js';
+import { emit, formatBytes, formatSeconds, formatTable, num, withClient } from './output.js';
 
 const STATUSES = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'superseded'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -22,12 +22,46 @@ function positive(name: string) {
 export function registerRunCommands(program: Command): void {
   program
     .command('status')
-    .description('per pipeline: runs by status, oldest queued age, throughput; replication lag; workers')
-    .option('--json', 'machine-readable output')
+    .description('per pipeline: runs by status, oldest queued age, throughput; replication slot, lag and leader; worker processes')
+    .option('--json', 'machine-readable output: {pipelines, replication, workers}')
     .action(async (opts: { json?: boolean }) => {
       await withClient(async (c) => {
-        const { rows } = await c.query('SELECT * FROM walflow.status ORDER BY pipeline');
-        emit(opts.json, { pipelines: rows }, () => formatTable(rows));
+        const pipelines = (await c.query(
+          `SELECT pipeline, version, queued, running, waiting, failed, completed_1h, completed_per_s_1m,
+                  extract(epoch FROM oldest_queued_age)::float8 AS oldest_queued_s
+             FROM walflow.status ORDER BY pipeline`,
+        )).rows.map((r) => ({
+          pipeline: r.pipeline as string, version: r.version as string,
+          queued: num(r.queued), running: num(r.running), waiting: num(r.waiting), failed: num(r.failed),
+          completed_1h: num(r.completed_1h), completed_per_s_1m: num(r.completed_per_s_1m), oldest_queued_s: num(r.oldest_queued_s),
+        }));
+        const replication = (await c.query(
+          `SELECT slot_name, publication, active, lag_bytes, lag_seconds, leader_id, leader_health, leader_heartbeat_at, wal_status
+             FROM walflow.replication_status ORDER BY slot_name`,
+        )).rows.map((r) => ({
+          slot: r.slot_name as string, publication: r.publication as string, active: r.active as boolean,
+          lag_bytes: num(r.lag_bytes), lag_seconds: num(r.lag_seconds),
+          leader: r.leader_id as string | null, leader_health: r.leader_health as string, leader_heartbeat_at: r.leader_heartbeat_at as Date | null,
+          wal_status: r.wal_status as string | null,
+        }));
+        const workers = (await c.query(
+          `SELECT owner, host, pid, pipelines, in_flight, started_at, heartbeat_at, health FROM walflow.worker_health ORDER BY started_at, owner`,
+        )).rows as { owner: string; host: string; pid: number; pipelines: string[]; in_flight: number; started_at: Date; heartbeat_at: Date; health: string }[];
+        emit(opts.json, { pipelines, replication, workers }, () => {
+          const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
+          return [
+            formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
+              ['pipeline', 'version', 'queued', 'running', 'waiting', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued']),
+            '',
+            'replication',
+            formatTable(replication.map((r) => ({ ...r, lag: formatBytes(r.lag_bytes), lag_age: formatSeconds(r.lag_seconds), heartbeat: ago(r.leader_heartbeat_at) })),
+              ['slot', 'active', 'lag', 'lag_age', 'leader', 'leader_health', 'heartbeat', 'wal_status']),
+            '',
+            'workers',
+            formatTable(workers.map((w) => ({ ...w, pipelines: w.pipelines.join(','), heartbeat: ago(w.heartbeat_at) })),
+              ['owner', 'pid', 'health', 'in_flight', 'pipelines', 'heartbeat']),
+          ].join('\n');
+        });
       });
     });
 
@@ -42,10 +76,11 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { pipeline?: string; status?: string; key?: string; limit: number; before?: string; json?: boolean }) => {
       if (opts.status && !STATUSES.includes(opts.status)) throw new UserError(`unknown status "${opts.status}" (use one of ${STATUSES.join(', ')})`);
+      if (opts.before) runId(opts.before);
       await withClient(async (c) => {
         const { rows } = await c.query(
           'SELECT * FROM walflow.list_runs($1, $2, $3, $4, $5)',
-          [opts.pipeline ?? null, opts.status ?? null, opts.key ?? null, opts.before ? runId(opts.before) : null, opts.limit],
+          [opts.pipeline ?? null, opts.status ?? null, opts.key ?? null, opts.before ?? null, opts.limit],
         );
         emit(opts.json, { runs: rows }, () => formatTable(rows, ['id', 'pipeline', 'key', 'status', 'step_index', 'attempt', 'created_at', 'error_message']));
       });
@@ -56,8 +91,9 @@ export function registerRunCommands(program: Command): void {
     .description("a run's step timeline: each step's attempts, durations, errors (with stack) and output size")
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: { json?: boolean }) => {
+      runId(id);
       await withClient(async (c) => {
-        const run = (await c.query('SELECT id, pipeline, key, status, step_index, attempt, input, error, created_at, started_at, finished_at FROM walflow.runs WHERE id = $1', [runId(id)])).rows[0];
+        const run = (await c.query('SELECT id, pipeline, key, status, step_index, attempt, input, error, created_at, started_at, finished_at FROM walflow.runs WHERE id = $1', [id])).rows[0];
         if (!run) throw new UserError(`no run ${id}`, 3);
         const { rows: steps } = await c.query(
           `SELECT t.step_index, t.step, t.outcome, t.attempt, t.duration_ms, t.started_at, t.finished_at, t.retry_at, t.error,
@@ -67,6 +103,7 @@ export function registerRunCommands(program: Command): void {
             WHERE t.run_id = $1 ORDER BY t.step_index, t.attempt, t.outcome DESC`,
           [id],
         );
+        for (const s of steps) s.duration_ms = num(s.duration_ms);
         emit(opts.json, { run, steps }, () => {
           const head = `run ${run.id}  pipeline=${run.pipeline}  key=${run.key ?? ''}  status=${run.status}  created=${run.created_at.toISOString()}`;
           const table = formatTable(steps.map((s) => ({ ...s, error: s.error?.message ?? '' })), ['step_index', 'step', 'outcome', 'attempt', 'duration_ms', 'output_bytes', 'error']);
@@ -85,14 +122,16 @@ export function registerRunCommands(program: Command): void {
     .action(async (id: string | undefined, opts: { failed?: boolean; pipeline?: string; json?: boolean }) => {
       if (!id && !(opts.failed && opts.pipeline)) throw new UserError('name a run, or use --failed --pipeline NAME');
       if (id && opts.failed) throw new UserError('give either a run id or --failed, not both');
+      if (id) runId(id);
       await withClient(async (c) => {
         if (id) {
-          const ok = (await c.query('SELECT walflow.retry($1) AS ok', [runId(id)])).rows[0].ok as boolean;
+          const ok = (await c.query('SELECT walflow.retry($1) AS ok', [id])).rows[0].ok as boolean;
           emit(opts.json, { retried: ok ? 1 : 0 }, () => (ok ? `run ${id} queued again` : `run ${id} is not failed or cancelled; nothing to retry`));
           if (!ok) process.exitCode = 3;
         } else {
           const n = (await c.query('SELECT walflow.retry_failed($1) AS n', [opts.pipeline])).rows[0].n as number;
-          emit(opts.json, { retried: n }, () => `${n} failed run(s) of ${opts.pipeline} queued again`);
+          emit(opts.json, { retried: n }, () => (n > 0 ? `${n} failed run(s) of ${opts.pipeline} queued again` : `no failed runs of ${opts.pipeline}; nothing to retry`));
+          if (n === 0) process.exitCode = 3;
         }
       });
     });
@@ -102,8 +141,9 @@ export function registerRunCommands(program: Command): void {
     .description('cancel a run that has not finished')
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: { json?: boolean }) => {
+      runId(id);
       await withClient(async (c) => {
-        const ok = (await c.query('SELECT walflow.cancel($1) AS ok', [runId(id)])).rows[0].ok as boolean;
+        const ok = (await c.query('SELECT walflow.cancel($1) AS ok', [id])).rows[0].ok as boolean;
         emit(opts.json, { cancelled: ok }, () => (ok ? `run ${id} cancelled` : `run ${id} has already finished`));
         if (!ok) process.exitCode = 3;
       });
