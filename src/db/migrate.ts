@@ -51,8 +51,23 @@ async function appliedVersions(client: pg.Client): Promise<Map<number, string>> 
   return new Map(rows.map((r) => [r.version, r.checksum]));
 }
 
+/**
+ * Whether every migration is applied already, read without DDL or locks: then a process whose role
+ * may not create anything (a least-privileged worker) starts as well as the schema's owner.
+ */
+async function upToDate(client: pg.Client, migrations: Migration[]): Promise<boolean> {
+  const { rows } = await client.query<{ present: boolean }>(`SELECT to_regclass('walflow.schema_migrations') IS NOT NULL AS present`);
+  if (!rows[0]?.present) return false;
+  const applied = await appliedVersions(client);
+  const latest = migrations.at(-1)?.version ?? 0;
+  const dbMax = Math.max(0, ...applied.keys());
+  if (dbMax > latest) throw new SchemaTooNewError(dbMax, latest);
+  return migrations.every((m) => applied.get(m.version) === m.checksum);
+}
+
 /** Brings the schema up to date. `client` must be a dedicated connection (it holds a session lock). */
 export async function migrate(client: pg.Client, migrations = loadMigrations()): Promise<MigrateResult> {
+  if (await upToDate(client, migrations)) return { applied: [], current: migrations.at(-1)?.version ?? 0 };
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS walflow`);

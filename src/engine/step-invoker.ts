@@ -57,6 +57,10 @@ export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
   const openTx = async (): Promise<TxClient> => {
     txOpening ??= (async () => {
       const client = await a.pool.connect();
+      // A checked-out client has no pool listener: if its connection dies while the step holds it
+      // (a server restart), the 'error' event would be uncaught and kill the process. The step's
+      // next query, or its checkpoint, fails instead and reports it.
+      client.on('error', ignoreClientError);
       try {
         await client.query('BEGIN');
       } catch (err) {
@@ -97,6 +101,10 @@ export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
   }
 }
 
+function ignoreClientError(): void {
+  /* reported by the failing query */
+}
+
 /** Ends a step's transaction: commit after its checkpoint, or roll back. */
 export async function finishTx(tx: pg.PoolClient, commit: boolean, stillInUse: boolean): Promise<void> {
   try {
@@ -107,5 +115,7 @@ export async function finishTx(tx: pg.PoolClient, commit: boolean, stillInUse: b
   } catch (err) {
     tx.release(err as Error);
     throw err;
+  } finally {
+    tx.removeListener('error', ignoreClientError);
   }
 }

@@ -100,14 +100,15 @@ export class Worker {
   }
 
   private async renew(): Promise<void> {
-    const ids = [...this.inflight.keys()];
-    if (ids.length === 0) return;
+    const snapshot = [...this.inflight];
+    if (snapshot.length === 0) return;
     try {
-      const owned = await renewLeases(this.o.pool, ids, this.o.owner, this.o.leaseMs);
-      for (const id of ids) {
-        const f = this.inflight.get(id);
-        // Missing: cancelled, or finished between our snapshot and the renewal (then f is gone).
-        if (f && !owned.has(id)) f.controller.abort(new Error('run was cancelled or its lease was taken over'));
+      const owned = await renewLeases(this.o.pool, snapshot.map(([id]) => id), this.o.owner, this.o.leaseMs);
+      for (const [id, f] of snapshot) {
+        // Not owned: cancelled, taken over, or finished between the snapshot and the renewal. Only
+        // the attempt the renewal was about is aborted: the same run may have failed, waited and
+        // been claimed again meanwhile, and that new attempt is not this renewal's business.
+        if (!owned.has(id) && this.inflight.get(id) === f) f.controller.abort(new Error('run was cancelled or its lease was taken over'));
       }
     } catch (err) {
       this.o.log.warn({ err }, 'lease renewal failed; will retry');

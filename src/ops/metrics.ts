@@ -4,11 +4,14 @@ import client from 'prom-client';
 import type pg from 'pg';
 import type { RunEnd } from '../engine/run-executor.js';
 import type { ReplicationSource } from '../replication/index.js';
+import type { Pipeline } from '../pipeline/define.js';
+import { isEmbeddingPipeline, type EmbeddingPipeline, type EmbeddingStats } from '../steps/embedding/pipeline.js';
 
 export class WalflowMetrics {
   readonly registry = new client.Registry();
   private db: Pick<pg.Pool, 'query'> | undefined;
   private replication: ReplicationSource | undefined;
+  private embeddingPipelines: EmbeddingPipeline[] = [];
 
   private readonly runEnds = new client.Counter({ name: 'walflow_run_ends_total', help: 'Runs this process finished executing, by outcome (completed, failed, waiting = will retry, lost = cancelled or taken over)', labelNames: ['pipeline', 'outcome'], registers: [this.registry] });
   private readonly stepSeconds = new client.Histogram({ name: 'walflow_step_duration_seconds', help: 'Step attempt durations', labelNames: ['pipeline', 'step', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [this.registry] });
@@ -65,6 +68,25 @@ export class WalflowMetrics {
         for (const r of rows) if (r.lag_seconds !== null) this.set({ slot: r.slot_name }, r.lag_seconds);
       },
     });
+    const embedding = (name: string, help: string, pick: (s: EmbeddingStats) => number) =>
+      new client.Counter({
+        name, help, labelNames: ['pipeline'], registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const p of self.embeddingPipelines) this.inc({ pipeline: p.name }, pick(p.stats()));
+        },
+      });
+    embedding('walflow_embedding_calls_total', 'Embedding provider calls', (s) => s.calls);
+    embedding('walflow_embedding_items_total', 'Chunk texts sent to the embedding model', (s) => s.items);
+    embedding('walflow_embedding_tokens_total', "Tokens of the texts sent (the model's own count)", (s) => s.tokens);
+    embedding('walflow_embedding_reused_total', 'Chunks whose stored vector was reused instead of re-embedded', (s) => s.reused);
+    new client.Counter({
+      name: 'walflow_embedding_errors_total', help: 'Failed embedding calls by HTTP status (or timeout, network…)', labelNames: ['pipeline', 'status'], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of self.embeddingPipelines) for (const [status, n] of Object.entries(p.stats().errorsByStatus)) this.inc({ pipeline: p.name, status }, n);
+      },
+    });
     new client.Gauge({
       name: 'walflow_replication_leader', help: '1 when this process consumes the slot', registers: [this.registry],
       collect() { this.set(self.replication?.currentStatus.role === 'leader' ? 1 : 0); },
@@ -77,8 +99,9 @@ export class WalflowMetrics {
     onStepDone: (pipeline: string, step: string, ok: boolean, ms: number) => this.stepSeconds.observe({ pipeline, step, outcome: ok ? 'ok' : 'error' }, ms / 1000),
   };
 
-  attach(db: Pick<pg.Pool, 'query'>, replication?: ReplicationSource): void {
+  attach(db: Pick<pg.Pool, 'query'>, replication?: ReplicationSource, pipelines: readonly Pipeline[] = []): void {
     this.db = db;
     this.replication = replication;
+    this.embeddingPipelines = pipelines.filter(isEmbeddingPipeline);
   }
 }

@@ -59,7 +59,7 @@ export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
       await replication.start();
       await replication.ready();
     }
-    metrics.attach(engine.pool, replication);
+    metrics.attach(engine.pool, replication, o.pipelines);
     if (o.workers !== false && c.workers > 0) await engine.runWorkers();
   } catch (err) {
     // Nothing may keep running (or keep the process alive) after a failed start.

@@ -43,7 +43,8 @@ export interface EmbeddingPipelineOptions {
 type SyncInput = ChangeEvent | { op: 'backfill'; table: string; key: Record<string, unknown> };
 
 interface PlannedChunk { i: number; text: string; hash: string; vec?: string }
-interface Planned { truncate?: boolean; version: string; chunks: PlannedChunk[]; embedded?: number }
+/** `source`: a hash of the text (and template fields) the chunks were made from. */
+interface Planned { truncate?: boolean; version: string; chunks: PlannedChunk[]; embedded?: number; source?: string }
 
 const ident = (s: string) => pg.escapeIdentifier(s);
 
@@ -54,8 +55,18 @@ export interface SearchHit {
   distance: number;
 }
 
+/** Counters for metrics: provider calls, texts embedded, their tokens, chunks reused, errors. */
+export interface EmbeddingStats {
+  calls: number;
+  items: number;
+  tokens: number;
+  reused: number;
+  errorsByStatus: Record<string, number>;
+}
+
 export interface EmbeddingPipeline extends Pipeline<SyncInput> {
   readonly target: TableName;
+  stats(): EmbeddingStats;
   /** Embeds `query` with this pipeline's model; nearest chunks of the current version (cosine distance). */
   search(db: Queryable, query: string, k?: number): Promise<SearchHit[]>;
 }
@@ -78,6 +89,13 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   if (chunking.chunkSize > model.maxInputTokens) {
     throw new UserError(`pipeline "${o.name}": chunkSize ${chunking.chunkSize} exceeds what ${model.model} reads (${model.maxInputTokens} tokens); the rest of each chunk would be silently ignored`);
   }
+  // A placeholder with no column would fail every run at chunking time: refuse the definition now.
+  if (o.template !== undefined) {
+    const names = [...o.template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+    if (!names.includes('chunk')) throw new UserError(`pipeline "${o.name}": template must contain {chunk}`);
+    const missing = names.filter((n) => n !== 'chunk' && !(o.templateColumns ?? []).includes(n));
+    if (missing.length) throw new UserError(`pipeline "${o.name}": template placeholder(s) ${missing.map((n) => `{${n}}`).join(', ')} not in templateColumns`);
+  }
   const targetSpec = { table: target, dimensions: model.dimensions };
   // What the vectors mean: a change here is a new version, and search never mixes versions.
   const configVersion = createHash('sha256')
@@ -85,6 +103,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     .digest('hex')
     .slice(0, 12);
 
+  const stats: EmbeddingStats = { calls: 0, items: 0, tokens: 0, reused: 0, errorsByStatus: {} };
   let lease: ReturnType<typeof acquireEmbedder> | undefined;
   const embedder = (): Promise<Embedder> => (lease ??= acquireEmbedder(spec)).embedder;
   let keyColumns = o.key;
@@ -134,6 +153,11 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     return rows[0];
   }
 
+  /** What the chunks of a row are made from: its text and template fields. */
+  function sourceHash(row: Record<string, string | null>): string {
+    return createHash('sha256').update(JSON.stringify([row.body, ...(o.templateColumns ?? []).map((_, i) => row[`f${i}`] ?? '')])).digest('hex');
+  }
+
   async function currentLsn(db: Queryable): Promise<string> {
     return (await db.query<{ v: string }>('SELECT pg_current_wal_lsn()::text AS v')).rows[0]!.v;
   }
@@ -144,6 +168,9 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}) },
     targets: [`${target.schema}.${target.name}`],
     setup: async ({ db }) => {
+      // A remote embedder's settings (URL, size, API key variable) are checked at startup, not by
+      // the first run; building it sends nothing. The local model still loads on first use.
+      if (spec.provider !== 'local') await embedder();
       await checkSource(db);
       await ensureTarget(db, targetSpec);
       await resolveKey(db);
@@ -167,7 +194,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           const fields = Object.fromEntries((o.templateColumns ?? []).map((c, i) => [c, row[`f${i}`] ?? '']));
           const e = await embedder();
           const chunks = await chunkText(row.body, (s) => e.countTokens(s), chunking, fields);
-          return { version: row.version!, chunks: chunks.map((c) => ({ i: c.index, text: c.text, hash: c.hash })) };
+          return { version: row.version!, chunks: chunks.map((c) => ({ i: c.index, text: c.text, hash: c.hash })), source: sourceHash(row) };
         },
       },
       {
@@ -193,7 +220,20 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           const fresh = new Set(todo.keys());
           const e = await embedder();
           const texts = [...todo.values()];
-          const vectors = texts.length > 0 ? await e.embed(texts, signal) : [];
+          let vectors: Float32Array[] = [];
+          if (texts.length > 0) {
+            stats.calls++;
+            try {
+              vectors = await e.embed(texts, signal);
+            } catch (err) {
+              const status = String((err as { status?: unknown; kind?: unknown }).status ?? (err as { kind?: unknown }).kind ?? 'error');
+              stats.errorsByStatus[status] = (stats.errorsByStatus[status] ?? 0) + 1;
+              throw err;
+            }
+            stats.items += texts.length;
+            for (const t of texts) stats.tokens += e.countTokens(t);
+          }
+          stats.reused += items.reduce((n, it) => n + it.input.chunks.length, 0) - texts.length;
           [...todo.keys()].forEach((h, i) => known.set(h, encodeVector(vectors[i]!)));
           return items.map((it) => ({
             ...it.input,
@@ -213,6 +253,13 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
             return { truncated: true };
           }
           const rows = input.chunks.map((c) => ({ index: c.i, text: c.text, hash: c.hash, vector: toPgVector(decodeVector(c.vec!)) }));
+          // An older run re-queued after newer ones completed (walflow retry) must not write back
+          // text the row no longer has: a delete or a NULL body leaves no newer version in the
+          // target for writeChunks to see. Write only if the row still reads as it did at sync.
+          if (input.source !== undefined && rows.length > 0 && ctx.runInput.key) {
+            const now = await readRow(tx, ctx.runInput.key);
+            if (!now || now.body === null || sourceHash(now) !== input.source) return { chunks: rows.length, embedded: input.embedded ?? 0, written: false, stale: true };
+          }
           const written = await writeChunks(tx, targetSpec, ctx.key ?? '', input.version, model.model, configVersion, rows);
           return { chunks: rows.length, embedded: input.embedded ?? 0, written };
         },
@@ -223,6 +270,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   return Object.freeze({
     ...pipeline,
     target,
+    stats: () => ({ ...stats, errorsByStatus: { ...stats.errorsByStatus } }),
     async search(db: Queryable, query: string, k = 5): Promise<SearchHit[]> {
       if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UserError(`k must be a whole number from 1 to 1000 (got ${k})`);
       const e = await embedder();

@@ -53,6 +53,7 @@ export async function ensureTarget(db: Queryable, t: TargetSpec): Promise<void> 
 export async function maybeBuildIndex(url: string, t: TargetSpec, log: Logger): Promise<boolean> {
   const name = `${t.table.name}_embedding_hnsw`;
   const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined); // a server restart mid-build: the failing query reports it, the process lives
   await c.connect();
   try {
     const { rows } = await c.query<{ valid: boolean | null; has_rows: boolean }>(

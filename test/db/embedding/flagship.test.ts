@@ -99,7 +99,12 @@ describe('embedding pipeline', () => {
     expect(await chunksOf('3')).toEqual([]);
     expect(await chunksOf('4')).toEqual([]);
     const snapshot = (await db.pool.query('SELECT source_key, chunk_index, content_hash FROM documents_embeddings ORDER BY 1, 2')).rows;
+    const before = pipeline.stats();
     await syncKeys([1, 2, 3, 4]);
+    // Nothing changed: every chunk reuses its stored vector and the model is not called.
+    const after = pipeline.stats();
+    expect(after.items).toBe(before.items);
+    expect(after.reused - before.reused).toBe(snapshot.filter((r) => ['1', '2'].includes(r.source_key)).length);
     expect((await db.pool.query('SELECT source_key, chunk_index, content_hash FROM documents_embeddings ORDER BY 1, 2')).rows).toEqual(snapshot);
   });
 
