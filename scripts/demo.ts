@@ -13,7 +13,7 @@ import { startWalflow } from '../src/ops/runner.js';
 import { createEmbeddingPipeline } from '../src/steps/embedding/pipeline.js';
 
 const DB = 'walflow_demo';
-const MAX_DOC_CHARS = 4000;
+const MAX_DOC_CHARS = 3000;
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
