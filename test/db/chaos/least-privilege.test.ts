@@ -1,0 +1,233 @@
+// Least privilege: which role needs what (docs/guarantees.md, "Least-privilege setup"), shown by
+// roles that have exactly that and no more, and by what fails when a grant is missing. API keys
+// never reach logs, run inputs, checkpoints or error messages.
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/config.js';
+import { Engine } from '../../../src/engine/engine.js';
+import { createLogger, silentLogger } from '../../../src/log.js';
+import { startWalflow } from '../../../src/ops/runner.js';
+import { definePipeline } from '../../../src/pipeline/define.js';
+import { dropSlot } from '../../../src/replication/slot.js';
+import { createEmbeddingPipeline } from '../../../src/steps/embedding/pipeline.js';
+import { startFakeEmbeddingsServer } from '../../fixtures/fake-embeddings-server.js';
+import { useTestDatabase, withAdmin } from '../../harness/db.js';
+import { waitFor } from '../../harness/wait.js';
+
+const db = useTestDatabase();
+const sfx = randomBytes(3).toString('hex');
+const APP = `lp_app_${sfx}`;
+const WORKER = `lp_worker_${sfx}`;
+const REPL = `lp_repl_${sfx}`;
+const PASSWORD = 'lp-password';
+
+function urlAs(role: string): string {
+  const u = new URL(db.url);
+  u.username = role;
+  u.password = PASSWORD;
+  return u.toString();
+}
+
+async function as<T>(role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: urlAs(role) });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The error (message) a statement fails with as `role`, or 'ok'. */
+async function tryAs(role: string, sql: string, params: unknown[] = []): Promise<string> {
+  return as(role, (c) => c.query(sql, params).then(() => 'ok', (e: Error) => e.message));
+}
+
+/** The grants docs/guarantees.md lists for an application role that starts runs. */
+const APP_GRANTS = (role: string) => [
+  `GRANT USAGE ON SCHEMA walflow TO ${role}`,
+  `GRANT SELECT ON walflow.pipelines TO ${role}`,
+  `GRANT SELECT, INSERT, UPDATE ON walflow.runs TO ${role}`,
+];
+/** ...and for worker and replication processes (after the schema owner ran `walflow migrate`). */
+const PROCESS_GRANTS = (role: string) => [
+  `GRANT USAGE ON SCHEMA walflow TO ${role}`,
+  `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA walflow TO ${role}`,
+];
+
+beforeAll(async () => {
+  await withAdmin(async (a) => {
+    await a.query(`CREATE ROLE ${APP} LOGIN PASSWORD '${PASSWORD}'`);
+    await a.query(`CREATE ROLE ${WORKER} LOGIN PASSWORD '${PASSWORD}'`);
+    await a.query(`CREATE ROLE ${REPL} LOGIN REPLICATION PASSWORD '${PASSWORD}'`);
+  });
+  await db.pool.query(`INSERT INTO walflow.pipelines (name, version, steps) VALUES ('lp-p', 'v1', '{a}')`);
+});
+
+afterAll(async () => {
+  await db.pool.query(`DROP OWNED BY ${APP}, ${WORKER}, ${REPL}`).catch(() => undefined);
+  await withAdmin(async (a) => {
+    for (const r of [APP, WORKER, REPL]) {
+      await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [r]);
+      await a.query(`DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
+    }
+  });
+});
+
+describe('least privilege', () => {
+  it('walflow.start needs USAGE on schema walflow, SELECT on walflow.pipelines and SELECT, INSERT, UPDATE on walflow.runs — and each one', async () => {
+    const start = (key: string) => tryAs(APP, `SELECT walflow.start('lp-p', '{"n": 1}', $1)`, [key]);
+    expect(await start('k0')).toBe('permission denied for schema walflow');
+    for (const g of APP_GRANTS(APP)) await db.pool.query(g);
+    // A new key, the same key again (supersedes the queued run: needs UPDATE), a repeated dedupe id.
+    expect(await start('k1')).toBe('ok');
+    expect(await start('k1')).toBe('ok');
+    const ids = await as(APP, async (c) => [
+      (await c.query(`SELECT walflow.start('lp-p', '{}', 'k2', 'd-1') AS id`)).rows[0].id,
+      (await c.query(`SELECT walflow.start('lp-p', '{}', 'k2', 'd-1') AS id`)).rows[0].id,
+    ]);
+    expect(ids[0]).toBe(ids[1]);
+    expect((await db.pool.query(`SELECT status, count(*)::int AS n FROM walflow.runs WHERE key = 'k1' GROUP BY 1 ORDER BY 1`)).rows).toEqual([
+      { status: 'queued', n: 1 }, { status: 'superseded', n: 1 },
+    ]);
+    // Nothing else of walflow's: not the checkpoints, not the replication state.
+    expect(await tryAs(APP, `SELECT count(*) FROM walflow.steps`)).toBe('permission denied for table steps');
+    expect(await tryAs(APP, `SELECT count(*) FROM walflow.replication_state`)).toBe('permission denied for table replication_state');
+
+    // Each grant is needed. UPDATE only shows when a start supersedes a queued run of the same key:
+    // a role without it works in a quick try and fails later.
+    await db.pool.query(`REVOKE UPDATE ON walflow.runs FROM ${APP}`);
+    expect(await start('k3')).toBe('ok');
+    expect(await start('k3')).toBe('permission denied for table runs');
+    await db.pool.query(`GRANT UPDATE ON walflow.runs TO ${APP}; REVOKE INSERT ON walflow.runs FROM ${APP}`);
+    expect(await start('k4')).toBe('permission denied for table runs');
+    await db.pool.query(`GRANT INSERT ON walflow.runs TO ${APP}; REVOKE SELECT ON walflow.runs FROM ${APP}`);
+    expect(await start('k5')).toBe('permission denied for table runs');
+    await db.pool.query(`GRANT SELECT ON walflow.runs TO ${APP}; REVOKE SELECT ON walflow.pipelines FROM ${APP}`);
+    expect(await start('k6')).toBe('permission denied for table pipelines');
+    await db.pool.query(`GRANT SELECT ON walflow.pipelines TO ${APP}`);
+    expect(await start('k7')).toBe('ok');
+    // The functions themselves are executable by PUBLIC (PostgreSQL's default for new functions).
+    const { rows } = await db.pool.query(`SELECT has_function_privilege('public', 'walflow.start(text, jsonb, text, text)', 'EXECUTE') AS pub`);
+    expect(rows[0].pub).toBe(true);
+  });
+
+  it('a worker process runs as a role with only DML on schema walflow and its own tables: no CREATE, no REPLICATION, not an owner', async () => {
+    for (const g of PROCESS_GRANTS(WORKER)) await db.pool.query(g);
+    await db.pool.query(`CREATE TABLE lp_effects (run_id uuid, n int); GRANT INSERT ON lp_effects TO ${WORKER}`);
+    const { rows } = await db.pool.query(`SELECT has_database_privilege($1, current_database(), 'CREATE') AS db_create,
+        has_schema_privilege($1, 'walflow', 'CREATE') AS schema_create, (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = $1) AS repl`, [WORKER]);
+    expect(rows[0]).toEqual({ db_create: false, schema_create: false, repl: false });
+    const p = definePipeline<{ n: number }>({
+      name: 'lp-worker',
+      steps: [{ name: 'write', run: async (ctx, i: { n: number }) => {
+        const tx = await ctx.tx();
+        await tx.query('INSERT INTO lp_effects VALUES ($1, $2)', [ctx.runId, i.n]);
+        return i.n;
+      } }],
+    });
+    const config = loadConfig({ databaseUrl: urlAs(WORKER), replication: false, workers: 1, pollIntervalMs: 50 }, {});
+    // Starting migrates (a no-op that needs no CREATE once the owner has migrated), registers, and works.
+    const wf = await startWalflow({ url: urlAs(WORKER), config, pipelines: [p], log: silentLogger });
+    try {
+      for (const g of APP_GRANTS(APP)) await db.pool.query(g);
+      await as(APP, (c) => c.query(`SELECT walflow.start_batch('lp-worker', (SELECT jsonb_agg(jsonb_build_object('input', jsonb_build_object('n', g))) FROM generate_series(1, 20) g))`));
+      await waitFor('20 runs completed by the worker role', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'lp-worker' AND status = 'completed'`)).rows[0].n === 20, 20_000, 50);
+      expect((await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT run_id)::int AS runs FROM lp_effects`)).rows[0]).toEqual({ n: 20, runs: 20 });
+    } finally {
+      await wf.stop();
+    }
+  });
+
+  it('the replication leader runs as a REPLICATION role (not a superuser) once a superuser created the publication; creating it itself needs CREATE on the database and ownership of the table', async () => {
+    for (const g of PROCESS_GRANTS(REPL)) await db.pool.query(g);
+    await db.pool.query(`CREATE TABLE lp_src (id int PRIMARY KEY, body text); GRANT SELECT ON lp_src TO ${REPL}`);
+    const slot = `lp_slot_${sfx}`;
+    const pub = `lp_pub_${sfx}`;
+    const p = definePipeline({ name: 'lp-repl', source: { table: 'lp_src' }, steps: [{ name: 'a', run: () => null }] });
+    const start = (publicationName: string) => startWalflow({
+      url: urlAs(REPL), config: loadConfig({ databaseUrl: urlAs(REPL), slotName: slot, publicationName, workers: 0 }, {}), pipelines: [p], log: silentLogger,
+    });
+    // Without a publication the leader would have to create one, which needs CREATE on the
+    // database and, for each table, its ownership. The process starts (as a standby that keeps
+    // retrying the lead) and reports why it cannot lead.
+    const refusal = async (publicationName: string): Promise<string> => {
+      const wf = await start(publicationName);
+      try {
+        return await waitFor('the reason it cannot lead', async () => wf.replication?.currentStatus.lastError, 20_000, 50);
+      } finally {
+        expect(wf.replication?.currentStatus.durableLsn).toBeNull(); // never streamed
+        await wf.stop();
+      }
+    };
+    expect(await refusal(`${pub}_own`)).toBe(`permission denied for database ${db.name}`);
+    await db.pool.query(`GRANT CREATE ON DATABASE ${db.name} TO ${REPL}`);
+    expect(await refusal(`${pub}_own`)).toBe('must be owner of table lp_src');
+    await db.pool.query(`REVOKE CREATE ON DATABASE ${db.name} FROM ${REPL}`);
+    await dropSlot(db.pool, slot);
+
+    await db.pool.query(`CREATE PUBLICATION ${pub} FOR TABLE lp_src WITH (publish = 'insert, update, delete, truncate')`);
+    const wf = await start(pub);
+    try {
+      expect(wf.replication?.currentStatus.role).toBe('leader');
+      await db.pool.query(`INSERT INTO lp_src SELECT g, 'row ' || g FROM generate_series(1, 50) g`);
+      await db.pool.query(`UPDATE lp_src SET body = 'changed' WHERE id <= 10`);
+      await waitFor('60 runs from WAL', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'lp-repl'`)).rows[0].n === 60, 20_000, 50);
+      const owner = await db.pool.query(`SELECT active_pid IS NOT NULL AS active, (SELECT usename FROM pg_stat_activity WHERE pid = active_pid) AS usename FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+      expect(owner.rows[0]).toEqual({ active: true, usename: REPL });
+    } finally {
+      await wf.stop();
+      await dropSlot(db.pool, slot);
+      await db.pool.query(`DROP PUBLICATION IF EXISTS ${pub}`);
+    }
+  });
+
+  it('API keys never reach logs, run inputs, checkpoints or error messages, even when the server echoes a rejected key back', async () => {
+    const good = `sk-good-${randomBytes(12).toString('hex')}`;
+    const bad = `sk-bad-${randomBytes(12).toString('hex')}`;
+    const server = await startFakeEmbeddingsServer({ dimensions: 8, apiKey: good });
+    let logs = '';
+    const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => { logs += chunk.toString(); cb(); } });
+    const log = createLogger({ level: 'debug', destination: sink });
+    await db.pool.query(`CREATE TABLE lp_docs (id int PRIMARY KEY, body text); INSERT INTO lp_docs SELECT g, 'document number ' || g FROM generate_series(1, 6) g`);
+    const run = async (name: string, keyVar: string, want: 'completed' | 'failed') => {
+      const p = createEmbeddingPipeline({ name, table: 'lp_docs', textColumn: 'body', target: `${name.replace(/-/g, '_')}_embeddings`,
+        embedder: { provider: 'openai', baseURL: server.baseURL, model: 'fake', dimensions: 8, apiKeyEnv: keyVar } });
+      const engine = new Engine({ url: db.url, pipelines: [p], log, pollIntervalMs: 50 });
+      await engine.register();
+      await engine.runWorkers();
+      try {
+        await engine.startMany(name, [1, 2, 3, 4, 5, 6].map((id) => ({ input: { op: 'backfill', table: 'public.lp_docs', key: { id } }, key: String(id) })));
+        await waitFor(`${name} ${want}`, async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = $1 AND status = $2`, [name, want])).rows[0].n === 6, 20_000, 50);
+      } finally {
+        await engine.stop();
+      }
+    };
+    process.env.LP_GOOD_KEY = good;
+    process.env.LP_BAD_KEY = bad;
+    try {
+      await run('lp-key-good', 'LP_GOOD_KEY', 'completed');
+      await run('lp-key-bad', 'LP_BAD_KEY', 'failed');
+    } finally {
+      delete process.env.LP_GOOD_KEY;
+      delete process.env.LP_BAD_KEY;
+      await server.stop();
+    }
+    // The server did receive the keys, and echoed the bad one in its 401 body.
+    expect(server.requests.some((r) => r.headers.authorization === `Bearer ${bad}` && r.status === 401)).toBe(true);
+    const { rows } = await db.pool.query(`SELECT error->>'message' AS m FROM walflow.runs WHERE pipeline = 'lp-key-bad' LIMIT 1`);
+    expect(rows[0].m).toMatch(/failed with 401 .*Incorrect API key provided: \*\*\*.*check the API key/);
+    const everything = await db.pool.query(`SELECT string_agg(t, ' ') AS all FROM (
+        SELECT input::text || coalesce(error::text, '') AS t FROM walflow.runs
+        UNION ALL SELECT coalesce(output::text, '') FROM walflow.steps
+        UNION ALL SELECT error::text FROM walflow.step_errors
+        UNION ALL SELECT coalesce(source::text, '') FROM walflow.pipelines) x`);
+    for (const secret of [good, bad]) {
+      expect(everything.rows[0].all.includes(secret), 'database').toBe(false);
+      expect(logs.includes(secret), 'logs').toBe(false);
+    }
+    expect(logs).toMatch(/run failed/);
+  });
+});
