@@ -1,5 +1,5 @@
 // Retry decisions: exponential backoff with full jitter, and which errors are worth retrying.
-import { redactSecrets } from '../errors.js';
+import { redactSecrets, UserError } from '../errors.js';
 import type { RetryPolicy } from '../pipeline/types.js';
 
 export const DEFAULT_RETRY: Required<Omit<RetryPolicy, 'retryable'>> = {
@@ -20,7 +20,8 @@ export class StepTimeoutError extends Error {
 }
 
 export function isRetryable(err: unknown, policy: RetryPolicy | undefined): boolean {
-  if (err instanceof NonRetryableError) return false;
+  // A UserError names a definition or data problem (a missing column, a bad key): retrying cannot help.
+  if (err instanceof NonRetryableError || err instanceof UserError) return false;
   if (err && typeof err === 'object' && (err as { retryable?: unknown }).retryable === false) return false;
   return policy?.retryable ? policy.retryable(err) : true;
 }

@@ -67,6 +67,9 @@ export async function backfill(engine: Engine, pipeline: Pipeline, opts: Backfil
     );
     if (rows.length === 0) break;
     const client = await db.connect();
+    // A checked-out client has no pool listener: a dropped connection must fail the query, not the process.
+    const onError = (): void => undefined;
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       await engine.startMany(
@@ -86,6 +89,7 @@ export async function backfill(engine: Engine, pipeline: Pipeline, opts: Backfil
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.removeListener('error', onError);
       client.release();
     }
     report(false);

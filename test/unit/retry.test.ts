@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffMs, isRetryable, NonRetryableError, toStoredError } from '../../src/engine/retry.js';
+import { UserError } from '../../src/errors.js';
 
 describe('retry policy', () => {
   it('backs off exponentially up to the ceiling, with full jitter', () => {
@@ -11,6 +12,7 @@ describe('retry policy', () => {
 
   it('never retries NonRetryableError or errors marked retryable=false; otherwise asks the policy', () => {
     expect(isRetryable(new NonRetryableError('x'), undefined)).toBe(false);
+    expect(isRetryable(new UserError('run input lacks key column(s) id'), undefined)).toBe(false);
     expect(isRetryable(Object.assign(new Error('x'), { retryable: false }), undefined)).toBe(false);
     expect(isRetryable(new Error('x'), undefined)).toBe(true);
     expect(isRetryable(new TypeError('x'), { retryable: (e) => !(e instanceof TypeError) })).toBe(false);
