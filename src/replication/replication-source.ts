@@ -6,6 +6,7 @@ import os from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { BehaviorSubject, filter, firstValueFrom, timeout, type Observable } from 'rxjs';
+import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
 import { backoffMs, sleep } from './backoff.js';
 import { LeaderLock } from './leader.js';
@@ -54,6 +55,10 @@ export class ReplicationSource {
   private readonly log: Logger;
   private readonly instanceId: string;
   private loop: Promise<void> | undefined;
+  /** Set when leading is impossible (missing privileges): ready() rejects with it. */
+  private fatal: string | undefined;
+  /** Standing by because another process holds the lead (not because leading just failed). */
+  private anotherLeads = false;
   private routes: Route[] = [];
   private tables: SourceTable[] = [];
 
@@ -101,12 +106,15 @@ export class ReplicationSource {
    * need a backfill). Rejects after `timeoutMs` with the last error.
    */
   async ready(timeoutMs = 30_000): Promise<ReplicationStatus> {
-    const ready$ = this.status$.pipe(filter((s) => s.role === 'standby' || (s.role === 'leader' && s.durableLsn !== null)));
+    const ready$ = this.status$.pipe(filter((s) => this.fatal !== undefined || (s.role === 'standby' && this.anotherLeads) || (s.role === 'leader' && s.durableLsn !== null)));
+    let status: ReplicationStatus;
     try {
-      return await firstValueFrom(ready$.pipe(timeout(timeoutMs)));
+      status = await firstValueFrom(ready$.pipe(timeout(timeoutMs)));
     } catch {
       throw new Error(`replication did not become ready within ${timeoutMs} ms${this.currentStatus.lastError ? `: ${this.currentStatus.lastError}` : ''}`);
     }
+    if (this.fatal !== undefined) throw new UserError(this.fatal);
+    return status;
   }
 
   /** Stops streaming (the batch in flight finishes), releases the lock and closes connections. */
@@ -131,16 +139,26 @@ export class ReplicationSource {
         if (!(await this.lock.tryAcquire())) {
           attempt = 0;
           if (this.currentStatus.role !== 'standby') this.log.info({ instance: this.instanceId }, 'replication: standing by (another process leads)');
+          this.anotherLeads = true;
           this.update({ role: 'standby' });
           await sleep(pollMs, signal);
           continue;
         }
+        this.anotherLeads = false;
         this.log.info({ instance: this.instanceId }, 'replication: leading');
         this.update({ role: 'leader' });
         await this.lead(signal);
         attempt = 0;
       } catch (err) {
         if (signal.aborted) break;
+        if ((err as { code?: string }).code === '42501') {
+          // Missing privileges do not heal by retrying: say what to grant, and stop competing.
+          this.fatal = `replication cannot lead with this role: ${(err as Error).message}. The leader creates the publication ${this.opts.publicationName} (needs CREATE on the database and ownership of the source tables) unless it exists: as a superuser, CREATE PUBLICATION ${this.opts.publicationName} FOR TABLE <source tables>, or GRANT CREATE ON DATABASE and ALTER TABLE … OWNER TO this role`;
+          this.log.error({ err }, this.fatal);
+          this.update({ lastError: this.fatal });
+          await this.lock.release();
+          break;
+        }
         this.log.warn({ err, attempt }, 'replication: lost or could not take the lead; retrying');
         this.update({ lastError: (err as Error).message });
         await this.lock.release();
