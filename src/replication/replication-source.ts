@@ -151,9 +151,10 @@ export class ReplicationSource {
         attempt = 0;
       } catch (err) {
         if (signal.aborted) break;
-        if ((err as { code?: string }).code === '42501') {
-          // Missing privileges do not heal by retrying: say what to grant, and stop competing.
-          this.fatal = `replication cannot lead with this role: ${(err as Error).message}. The leader creates the publication ${this.opts.publicationName} (needs CREATE on the database and ownership of the source tables) unless it exists: as a superuser, CREATE PUBLICATION ${this.opts.publicationName} FOR TABLE <source tables>, or GRANT CREATE ON DATABASE and ALTER TABLE … OWNER TO this role`;
+        if ((err as { code?: string }).code === '42501' || err instanceof UserError) {
+          // Missing privileges or a conflicting setup (a slot of that name for another database)
+          // do not heal by retrying: say what to do, and stop competing.
+          this.fatal = err instanceof UserError ? err.message : `replication cannot lead with this role: ${(err as Error).message}. The leader creates the publication ${this.opts.publicationName} (needs CREATE on the database and ownership of the source tables) unless it exists: as a superuser, CREATE PUBLICATION ${this.opts.publicationName} FOR TABLE <source tables>, or GRANT CREATE ON DATABASE and ALTER TABLE … OWNER TO this role`;
           this.log.error({ err }, this.fatal);
           this.update({ lastError: this.fatal });
           await this.lock.release();

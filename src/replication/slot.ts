@@ -31,7 +31,8 @@ export async function ensureSlot(db: Db, slotName: string): Promise<SlotInfo> {
   const s = rows[0];
   if (!s) throw new Error(`replication slot "${slotName}" vanished right after it was created`);
   if (s.slot_type !== 'logical' || s.plugin !== 'pgoutput' || !s.db) {
-    throw new UserError(`replication slot "${slotName}" exists but is not a pgoutput logical slot of this database (type ${s.slot_type}, plugin ${s.plugin}): choose another slot name, or drop it with SELECT pg_drop_replication_slot('${slotName.replace(/'/g, "''")}')`);
+    const what = s.slot_type === 'logical' && s.plugin === 'pgoutput' ? 'belongs to another database of this server (slot names are server-wide)' : `is not a pgoutput logical slot (type ${s.slot_type}, plugin ${s.plugin})`;
+    throw new UserError(`replication slot "${slotName}" ${what}: set another slot name (WALFLOW_SLOT_NAME), or drop it with SELECT pg_drop_replication_slot('${slotName.replace(/'/g, "''")}')`);
   }
   return { created, confirmedFlushLsn: s.lsn ?? '0/0' };
 }
