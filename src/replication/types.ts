@@ -82,6 +82,15 @@ export interface ErrorItem {
   readonly retriable: boolean;
 }
 
+/** A routed change that cannot become a run, as the error operators record it (not retriable). */
+export function routedChangeError(item: RoutedChange, errorKind: string, message: string): ErrorItem {
+  const { change, route } = item;
+  return {
+    kind: 'error', pipeline: route.pipeline, table: change.table, op: change.op, errorKind, message,
+    lsn: change.lsn, index: change.index, key: null, retriable: false,
+  };
+}
+
 export type WriteItem = StartItem | ErrorItem | Boundary;
 
 /** Counters the metrics layer reads; monotonic for the life of a ReplicationSource. */

@@ -12,6 +12,7 @@ import {
   type Embedder,
   type LocalTokenizer,
 } from '../../src/steps/embed/local-model.js';
+import { mulberry32 as rng } from '../harness/random.js';
 
 const MODEL_TIMEOUT = 60_000;
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -35,17 +36,6 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-/** Deterministic pseudo-random generator (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS =
   'the of and to in is was for on that with as by at from it his an were are which this be or has had not first one their its new after who they have her she two been other when there all during into school time may years more most only over city some world would where later up such used many can state about national out known university united then made'.split(

@@ -3,7 +3,7 @@
 // the transaction), which makes a replay after a crash start nothing twice.
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { ChangeEvent } from '../../pipeline/types.js';
-import type { Boundary, ErrorItem, RoutedChange, Row, StartItem } from '../types.js';
+import { routedChangeError, type Boundary, type ErrorItem, type RoutedChange, type Row, type StartItem } from '../types.js';
 
 export function dedupeIdOf(lsn: string, index: number): string {
   // Zero-padded so ids of one transaction sort by position; the LSN keeps them unique across them.
@@ -25,18 +25,7 @@ export function runKeyOf(key: Row | null, columns: readonly string[]): string | 
 
 function keyError(item: RoutedChange, missing: string[]): ErrorItem {
   const { change, route } = item;
-  return {
-    kind: 'error',
-    pipeline: route.pipeline,
-    table: change.table,
-    op: change.op,
-    errorKind: 'key_missing',
-    message: `${change.op} on ${change.table} lacks key column(s) ${missing.join(', ')} of pipeline "${route.pipeline}": use the primary key as source.key, or ALTER TABLE ${change.table} REPLICA IDENTITY FULL`,
-    lsn: change.lsn,
-    index: change.index,
-    key: null,
-    retriable: false,
-  };
+  return routedChangeError(item, 'key_missing', `${change.op} on ${change.table} lacks key column(s) ${missing.join(', ')} of pipeline "${route.pipeline}": use the primary key as source.key, or ALTER TABLE ${change.table} REPLICA IDENTITY FULL`);
 }
 
 export function toStartItem(item: RoutedChange): StartItem | ErrorItem {

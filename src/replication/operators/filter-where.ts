@@ -1,7 +1,7 @@
 // Applies a pipeline's row predicate (`source.where`) to complete rows. A predicate that throws
 // turns the change into a recorded error instead of dropping it.
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { Boundary, ErrorItem, RoutedChange, Row } from '../types.js';
+import { routedChangeError, type Boundary, type ErrorItem, type RoutedChange, type Row } from '../types.js';
 import type { FilterReason } from './filter-declaration.js';
 
 /** The row a predicate judges: the new row, or a delete's full old row; undefined: not judged. */
@@ -15,19 +15,7 @@ function judgedRow(item: RoutedChange): Row | undefined {
 }
 
 function predicateError(item: RoutedChange, err: unknown): ErrorItem {
-  const { change, route } = item;
-  return {
-    kind: 'error',
-    pipeline: route.pipeline,
-    table: change.table,
-    op: change.op,
-    errorKind: 'predicate_failed',
-    message: `source.where of pipeline "${route.pipeline}" threw: ${err instanceof Error ? err.message : String(err)}`,
-    lsn: change.lsn,
-    index: change.index,
-    key: null,
-    retriable: false,
-  };
+  return routedChangeError(item, 'predicate_failed', `source.where of pipeline "${item.route.pipeline}" threw: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 export function filterByPredicate(
