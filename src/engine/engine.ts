@@ -131,7 +131,7 @@ export class Engine {
         deps: {
           checkpoints, failures,
           batcherFor: (pipeline, step) => this.batcherFor(pipeline, step),
-          acquireSlot: (pipeline, step, signal) => (step.batch ? Promise.resolve(() => undefined) : this.slots.acquire(pipeline, step, signal)),
+          acquireSlot: (pipeline, step, control) => this.slots.acquire(pipeline, step, control),
           onRetryScheduled: (at) => worker.wakeAt(at),
           ...(this.o.onStepDone ? { onStepDone: this.o.onStepDone } : {}),
         },

@@ -7,6 +7,7 @@ import type { Json, StepDefinition } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import type { GroupWriter } from './group-writer.js';
 import { backoffMs, isRetryable, maxAttempts, NonRetryableError, StepTimeoutError, toStoredError } from './retry.js';
+import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
 import { releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
 
@@ -18,7 +19,8 @@ export interface ExecutorDeps {
   checkpoints: GroupWriter<CheckpointItem>;
   failures: GroupWriter<FailureItem>;
   batcherFor: (pipeline: string, step: StepDefinition) => StepBatcher | undefined;
-  acquireSlot: (pipeline: string, step: StepDefinition, signal: AbortSignal) => Promise<() => void>;
+  /** Waits for a slot of a step with a concurrency limit (steps without one never call it). */
+  acquireSlot: (pipeline: string, step: StepDefinition, control: RunControl) => Promise<() => void>;
   /** Called when a run waits for a retry, so the worker can wake up in time for it. */
   onRetryScheduled: (at: Date) => void;
   onStepDone?: (pipeline: string, step: string, ok: boolean, ms: number) => void;
@@ -26,48 +28,49 @@ export interface ExecutorDeps {
 
 export type RunEnd = 'completed' | 'failed' | 'waiting' | 'lost';
 
-export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: AbortSignal, deps: ExecutorDeps): Promise<RunEnd> {
+export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: RunControl, deps: ExecutorDeps): Promise<RunEnd> {
   // Child loggers cost a few microseconds each: build them only when a step or an error needs one.
   let runLog: Logger | undefined;
   const log = (): Logger => (runLog ??= deps.log.child({ pipeline: run.pipeline, run: run.id }));
+  const stepLog = (name: string) => (): Logger => log().child({ step: name });
   let input: unknown = run.step_index === 0 ? run.input : run.prev_output;
   let attempt = run.attempt;
 
   if (run.step_index >= pipeline.steps.length) {
     const error = new NonRetryableError(`run is at step ${run.step_index} but pipeline "${pipeline.name}" now has ${pipeline.steps.length} steps (its definition changed while the run was in flight)`);
-    return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, new Date(), deps, false);
+    return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, Date.now(), deps, false);
   }
 
   for (let i = run.step_index; i < pipeline.steps.length; i++) {
     const step = pipeline.steps[i]!;
-    const started = new Date();
+    const started = Date.now();
     if (attempt > maxAttempts(step.retry)) {
       const last = run.attempt === attempt ? ' (the last attempt ended without a result: its worker crashed or lost its lease)' : '';
       return fail(run, step, i, new NonRetryableError(`step "${step.name}" exhausted its ${maxAttempts(step.retry)} attempts${last}`), attempt - 1, started, deps, false);
     }
-    const release = await deps.acquireSlot(run.pipeline, step, signal);
+    const release = step.concurrency && !step.batch ? await deps.acquireSlot(run.pipeline, step, control) : undefined;
     let outcome;
     try {
       outcome = await invokeStep({
         step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
-        runInput: run.input, input, runSignal: signal, log: () => log().child({ step: step.name }),
-        batcher: deps.batcherFor(run.pipeline, step),
+        runInput: run.input, input, control, log: stepLog(step.name),
+        batcher: step.batch ? deps.batcherFor(run.pipeline, step) : undefined,
       });
     } finally {
-      release();
+      release?.();
     }
-    const finished = new Date();
-    deps.onStepDone?.(run.pipeline, step.name, outcome.ok, finished.getTime() - started.getTime());
+    const durationMs = Date.now() - started;
+    deps.onStepDone?.(run.pipeline, step.name, outcome.ok, durationMs);
 
     if (!outcome.ok) {
-      if (outcome.tx) await finishTx(outcome.tx, false, signal.aborted || outcome.error instanceof StepTimeoutError).catch(() => undefined);
-      if (signal.aborted) return 'lost'; // cancelled, lease lost, or shutdown: nothing to record
+      if (outcome.tx) await finishTx(outcome.tx, false, control.aborted || outcome.error instanceof StepTimeoutError).catch(() => undefined);
+      if (control.aborted) return 'lost'; // cancelled, lease lost, or shutdown: nothing to record
       return fail(run, step, i, outcome.error, attempt, started, deps, isRetryable(outcome.error, step.retry));
     }
 
     const item: CheckpointItem = {
       run_id: run.id, step_index: i, step: step.name, output: outcome.output as Json, attempts: attempt,
-      duration_ms: finished.getTime() - started.getTime(), final: i === pipeline.steps.length - 1,
+      duration_ms: durationMs, final: i === pipeline.steps.length - 1,
     };
     let owned: boolean;
     if (outcome.tx) {
@@ -77,7 +80,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: Ab
         await finishTx(outcome.tx, owned, false);
       } catch (err) {
         await finishTx(outcome.tx, false, false).catch(() => undefined);
-        if (signal.aborted) return 'lost';
+        if (control.aborted) return 'lost';
         return fail(run, step, i, err, attempt, started, deps, true);
       }
     } else {
@@ -97,13 +100,13 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, signal: Ab
   return 'completed';
 }
 
-async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, started: Date, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
+async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
   const retry = retryable && attempt < maxAttempts(step.retry);
   const retryAt = retry ? new Date(Date.now() + backoffMs(step.retry, attempt + 1)) : null;
   const stored = toStoredError(error, { step: step.name, attempt });
   const owned = await deps.failures.submit({
     run_id: run.id, step_index: index, step: step.name, error: stored, attempts: attempt,
-    duration_ms: Date.now() - started.getTime(), retry_at: retryAt?.toISOString() ?? null,
+    duration_ms: Date.now() - started, retry_at: retryAt?.toISOString() ?? null,
   });
   if (!owned) return 'lost';
   deps.log[retry ? 'warn' : 'error']({ pipeline: run.pipeline, run: run.id, step: step.name, attempt, err: stored.message, retryAt }, retry ? 'step failed; will retry' : 'run failed');

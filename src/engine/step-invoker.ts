@@ -1,10 +1,13 @@
-// Calls a step's function for one run: applies its timeout, races it against the run's abort
-// signal, and owns the lazily opened ctx.tx transaction.
+// Calls a step's function for one run: applies its timeout, races it against the run's abort, and
+// owns the lazily opened ctx.tx transaction. This is the hottest path of the engine (a no-op step
+// costs little more than this file), so the context is a class whose expensive parts (the
+// AbortSignal, the child logger, the transaction) are built only when a step asks for them.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { StepContext, StepDefinition, TxClient } from '../pipeline/types.js';
-import { StepTimeoutError } from './retry.js';
 import type { StepBatcher } from './batcher.js';
+import { StepTimeoutError } from './retry.js';
+import { RunControl } from './run-control.js';
 
 export interface InvokeArgs {
   step: StepDefinition;
@@ -15,90 +18,134 @@ export interface InvokeArgs {
   attempt: number;
   runInput: unknown;
   input: unknown;
-  runSignal: AbortSignal;
+  control: RunControl;
   /** Built on first use of ctx.log. */
   log: () => Logger;
-  batcher?: StepBatcher;
+  batcher: StepBatcher | undefined;
 }
 
 export type Outcome = { ok: true; output: unknown; tx?: pg.PoolClient } | { ok: false; error: unknown; tx?: pg.PoolClient };
 
-function abortError(signal: AbortSignal, step: StepDefinition): unknown {
-  const reason: unknown = signal.reason;
+class Context implements StepContext {
+  readonly runId: string;
+  readonly pipeline: string;
+  readonly key: string | null;
+  readonly attempt: number;
+  readonly runInput: unknown;
+  readonly db: pg.Pool;
+  /** The open transaction, once its BEGIN succeeded. */
+  client: pg.PoolClient | undefined;
+  opening: Promise<pg.PoolClient> | undefined;
+  private logger: Logger | undefined;
+  private boundTx: (() => Promise<TxClient>) | undefined;
+
+  constructor(
+    a: InvokeArgs,
+    readonly control: RunControl,
+  ) {
+    this.runId = a.runId;
+    this.pipeline = a.pipeline;
+    this.key = a.key;
+    this.attempt = a.attempt;
+    this.runInput = a.runInput;
+    this.db = a.pool;
+    this.makeLog = a.log;
+  }
+
+  private readonly makeLog: () => Logger;
+
+  get signal(): AbortSignal {
+    return this.control.signal;
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.makeLog());
+  }
+
+  /** Bound on first read, so `const { tx } = ctx` works too. */
+  get tx(): () => Promise<TxClient> {
+    return (this.boundTx ??= this.openTx.bind(this));
+  }
+
+  private openTx(): Promise<TxClient> {
+    this.opening ??= this.begin();
+    return this.opening;
+  }
+
+  private async begin(): Promise<pg.PoolClient> {
+    const client = await this.db.connect();
+    // A checked-out client has no pool listener: if its connection dies while the step holds it (a
+    // server restart), the 'error' event would be uncaught and kill the process. The step's next
+    // query, or its checkpoint, fails instead and reports it.
+    client.on('error', ignoreClientError);
+    try {
+      await client.query('BEGIN');
+    } catch (err) {
+      client.removeListener('error', ignoreClientError);
+      client.release(err as Error);
+      throw err;
+    }
+    this.client = client;
+    return client;
+  }
+}
+
+function abortError(reason: unknown, step: StepDefinition): unknown {
   if (reason instanceof DOMException && reason.name === 'TimeoutError') {
     return new StepTimeoutError(`step "${step.name}" timed out after ${step.timeoutMs} ms`);
   }
   return reason ?? new Error('aborted');
 }
 
-/** Settles with the step's result, or with the abort reason as soon as the signal fires. */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal, step: StepDefinition): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortError(signal, step));
+/** Settles with the step's result, or with the abort reason as soon as the control aborts. */
+function raceAbort<T>(work: Promise<T>, control: RunControl, step: StepDefinition): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal, step));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const onAbort = (reason: unknown): void => reject(abortError(reason, step));
+    control.onAbort(onAbort);
     work.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        control.offAbort(onAbort);
         resolve(v);
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        control.offAbort(onAbort);
         reject(e);
       },
     );
   });
 }
 
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
 export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
-  const signal = a.step.timeoutMs && !a.step.batch ? AbortSignal.any([a.runSignal, AbortSignal.timeout(a.step.timeoutMs)]) : a.runSignal;
-  let tx: pg.PoolClient | undefined;
-  let txOpening: Promise<pg.PoolClient> | undefined;
-  const openTx = async (): Promise<TxClient> => {
-    txOpening ??= (async () => {
-      const client = await a.pool.connect();
-      // A checked-out client has no pool listener: if its connection dies while the step holds it
-      // (a server restart), the 'error' event would be uncaught and kill the process. The step's
-      // next query, or its checkpoint, fails instead and reports it.
-      client.on('error', ignoreClientError);
-      try {
-        await client.query('BEGIN');
-      } catch (err) {
-        client.release(err as Error);
-        throw err;
-      }
-      tx = client;
-      return client;
-    })();
-    return txOpening;
-  };
-  let log: Logger | undefined;
-  const ctx: StepContext = {
-    runId: a.runId,
-    pipeline: a.pipeline,
-    key: a.key,
-    attempt: a.attempt,
-    runInput: a.runInput,
-    signal,
-    get log() {
-      return (log ??= a.log());
-    },
-    db: a.pool,
-    tx: openTx,
-  };
+  const control = a.step.timeoutMs && !a.step.batch ? RunControl.child(a.control, a.step.timeoutMs) : a.control;
+  const ctx = new Context(a, control);
   try {
-    const work = a.batcher
+    if (control.aborted) throw abortError(control.reason, a.step);
+    let output: unknown = a.batcher
       ? a.batcher.submit({ ctx, input: a.input })
-      : Promise.resolve().then(() => (a.step as Extract<StepDefinition, { batch?: undefined }>).run(ctx, a.input));
-    // A step that ignores its signal keeps running in the background; its late result is dropped.
-    work.catch(() => undefined);
-    const output = await raceAbort(work, signal, a.step);
-    if (txOpening && !tx) await txOpening.catch(() => undefined);
-    return { ok: true, output: output === undefined ? null : output, ...(tx ? { tx } : {}) };
+      : (a.step as Extract<StepDefinition, { batch?: undefined }>).run(ctx, a.input);
+    // A step that returned a value is done; only a pending one is raced against the abort. (One
+    // that ignores its signal keeps running in the background; its late result is dropped.)
+    if (isThenable(output)) {
+      const work = Promise.resolve(output);
+      work.catch(ignore);
+      output = await raceAbort(work, control, a.step);
+    }
+    if (ctx.opening && !ctx.client) await ctx.opening.catch(ignore);
+    return ctx.client ? { ok: true, output: output ?? null, tx: ctx.client } : { ok: true, output: output ?? null };
   } catch (error) {
-    if (txOpening && !tx) await txOpening.catch(() => undefined);
-    return { ok: false, error, ...(tx ? { tx } : {}) };
+    if (ctx.opening && !ctx.client) await ctx.opening.catch(ignore);
+    return ctx.client ? { ok: false, error, tx: ctx.client } : { ok: false, error };
+  } finally {
+    if (control !== a.control) control.dispose();
   }
+}
+
+function ignore(): void {
+  /* the outcome is reported elsewhere */
 }
 
 function ignoreClientError(): void {

@@ -2,6 +2,7 @@
 // walflow.step_slots. Steps without a limit never touch the database here.
 import type pg from 'pg';
 import type { StepDefinition } from '../pipeline/types.js';
+import type { RunControl } from './run-control.js';
 
 export async function syncSlots(pool: pg.Pool, pipeline: string, steps: StepDefinition[]): Promise<void> {
   const limits = steps.map((s) => ({ step: s.name, n: s.concurrency ?? 0 }));
@@ -28,7 +29,7 @@ export class StepSlots {
   ) {}
 
   /** Waits for a free slot of this step; resolves with its release function. */
-  async acquire(pipeline: string, step: StepDefinition, signal: AbortSignal): Promise<() => void> {
+  async acquire(pipeline: string, step: StepDefinition, signal: Pick<RunControl, 'throwIfAborted'>): Promise<() => void> {
     if (!step.concurrency) return () => undefined;
     let delay = 10;
     while (true) {

@@ -3,6 +3,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/define.js';
+import { RunControl } from './run-control.js';
 import { executeRun, type ExecutorDeps, type RunEnd } from './run-executor.js';
 import { claimRuns, releaseRuns, renewLeases } from './store.js';
 import { Wakeup } from './wakeup.js';
@@ -20,7 +21,7 @@ export interface WorkerOptions {
 }
 
 interface InFlight {
-  controller: AbortController;
+  control: RunControl;
   done: Promise<void>;
 }
 
@@ -30,8 +31,11 @@ export class Worker {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
+  private readonly deps: ExecutorDeps;
 
-  constructor(private readonly o: WorkerOptions) {}
+  constructor(private readonly o: WorkerOptions) {
+    this.deps = { ...o.deps, pool: o.pool, owner: o.owner, leaseMs: o.leaseMs, log: o.log };
+  }
 
   get inFlight(): number {
     return this.inflight.size;
@@ -83,9 +87,8 @@ export class Worker {
 
   private launch(run: Awaited<ReturnType<typeof claimRuns>>[number]): void {
     const pipeline = this.o.pipelines.get(run.pipeline)!;
-    const controller = new AbortController();
-    const deps: ExecutorDeps = { ...this.o.deps, pool: this.o.pool, owner: this.o.owner, leaseMs: this.o.leaseMs, log: this.o.log };
-    const done = executeRun(run, pipeline, controller.signal, deps)
+    const control = new RunControl();
+    const done = executeRun(run, pipeline, control, this.deps)
       .then((end) => this.o.onRunEnd?.(run.pipeline, end))
       .catch((err: unknown) => {
         // Bookkeeping failed (database unreachable): the lease will expire and the run be retried.
@@ -96,7 +99,7 @@ export class Worker {
         // A finished run may unblock the next run of its key, and frees capacity.
         this.wakeup.fire();
       });
-    this.inflight.set(run.id, { controller, done });
+    this.inflight.set(run.id, { control, done });
   }
 
   private async renew(): Promise<void> {
@@ -108,7 +111,7 @@ export class Worker {
         // Not owned: cancelled, taken over, or finished between the snapshot and the renewal. Only
         // the attempt the renewal was about is aborted: the same run may have failed, waited and
         // been claimed again meanwhile, and that new attempt is not this renewal's business.
-        if (!owned.has(id) && this.inflight.get(id) === f) f.controller.abort(new Error('run was cancelled or its lease was taken over'));
+        if (!owned.has(id) && this.inflight.get(id) === f) f.control.abort(new Error('run was cancelled or its lease was taken over'));
       }
     } catch (err) {
       this.o.log.warn({ err }, 'lease renewal failed; will retry');
@@ -128,7 +131,7 @@ export class Worker {
     await Promise.race([all, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
     const remaining = [...this.inflight.keys()];
-    for (const f of this.inflight.values()) f.controller.abort(new Error('worker shutting down'));
+    for (const f of this.inflight.values()) f.control.abort(new Error('worker shutting down'));
     if (remaining.length > 0) {
       await releaseRuns(this.o.pool, remaining, this.o.owner).catch((err: unknown) => this.o.log.error({ err }, 'could not release runs; they resume after their leases expire'));
       this.o.log.info({ released: remaining.length }, 'released unfinished runs');
