@@ -139,7 +139,14 @@ export class Engine {
       this.workers.push(worker);
       worker.start();
     }
-    this.listener = new NotifyListener(this.o.url, 'walflow_runs', () => this.workers.forEach((w) => w.wake()), this.log);
+    this.listener = new NotifyListener(this.o.url, {
+      walflow_runs: () => this.workers.forEach((w) => w.wake()),
+      // A run cancelled mid-step stops now rather than at its next lease renewal (a missed notice
+      // only delays that: the renewal still finds it cancelled).
+      walflow_cancel: (runId) => {
+        if (runId) for (const w of this.workers) w.abortRun(runId, new Error('run was cancelled'));
+      },
+    }, this.log);
     await this.listener.start();
     this.every(Math.max(500, Math.floor(this.leaseMs / 2)), async () => {
       await reapExpiredLeases(this.pool);

@@ -1,4 +1,4 @@
-// LISTEN on a channel with a dedicated connection, reconnecting with backoff. Notifications are
+// LISTEN on channels with one dedicated connection, reconnecting with backoff. Notifications are
 // only hints (the polling backstop guarantees progress), so a gap while reconnecting is harmless.
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -10,8 +10,8 @@ export class NotifyListener {
 
   constructor(
     private readonly url: string,
-    private readonly channel: string,
-    private readonly onNotify: (payload: string | undefined) => void,
+    /** Channel → handler; a handler called with undefined: notifications may have been missed. */
+    private readonly channels: Record<string, (payload: string | undefined) => void>,
     private readonly log: Logger,
   ) {}
 
@@ -22,17 +22,17 @@ export class NotifyListener {
   private async connect(attempt: number): Promise<void> {
     if (this.stopped) return;
     const client = new pg.Client({ connectionString: this.url });
-    client.on('notification', (m) => this.onNotify(m.payload));
+    client.on('notification', (m) => this.channels[m.channel]?.(m.payload));
     client.on('error', (err) => {
       this.log.warn({ err }, 'notification connection lost; reconnecting');
       this.scheduleReconnect(client, 0);
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
+      for (const channel of Object.keys(this.channels)) await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
       this.client = client;
       // We may have missed notifications while disconnected: behave as if one arrived.
-      if (attempt > 0) this.onNotify(undefined);
+      if (attempt > 0) for (const handler of Object.values(this.channels)) handler(undefined);
     } catch (err) {
       this.log.warn({ err }, 'could not LISTEN; retrying');
       this.scheduleReconnect(client, attempt + 1);

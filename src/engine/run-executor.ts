@@ -9,7 +9,7 @@ import type { GroupWriter } from './group-writer.js';
 import { backoffMs, isRetryable, maxAttempts, NonRetryableError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
-import { releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
+import { completeRuns, releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
 
 export interface ExecutorDeps {
   pool: pg.Pool;
@@ -36,6 +36,10 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
   let input: unknown = run.step_index === 0 ? run.input : run.prev_output;
   let attempt = run.attempt;
 
+  if (run.step_index > 0 && run.step_index === pipeline.steps.length) {
+    // Every step is checkpointed; only the completion is missing (see completeRuns).
+    return (await completeRuns(deps.pool, [run.id], deps.owner)).has(run.id) ? 'completed' : 'lost';
+  }
   if (run.step_index >= pipeline.steps.length) {
     const error = new NonRetryableError(`run is at step ${run.step_index} but pipeline "${pipeline.name}" now has ${pipeline.steps.length} steps (its definition changed while the run was in flight)`);
     return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, Date.now(), deps, false);
@@ -76,7 +80,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     if (outcome.tx) {
       // The step wrote through ctx.tx: its checkpoint goes into the same transaction.
       try {
-        owned = (await writeCheckpoints(outcome.tx, [item])).has(run.id);
+        owned = (await writeCheckpoints(outcome.tx, [item], true)).has(run.id);
         await finishTx(outcome.tx, owned, false);
       } catch (err) {
         await finishTx(outcome.tx, false, false).catch(() => undefined);

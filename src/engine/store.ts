@@ -41,7 +41,7 @@ export interface FailureItem {
 
 const CLAIM = `
 WITH candidates AS (
-  SELECT r.id FROM walflow.runs r
+  SELECT r.id, r.started_at FROM walflow.runs r
   WHERE r.status IN ('queued', 'waiting') AND r.run_at <= now()
     AND r.pipeline = $1
     -- One run per key at a time, in start order: only the oldest unfinished run of a key is
@@ -53,11 +53,13 @@ WITH candidates AS (
   LIMIT $2
   FOR UPDATE SKIP LOCKED
 ), resume AS (
-  -- Progress is the checkpoints: resume after the last one.
+  -- Progress is the checkpoints: resume after the last one. A run never claimed before has none,
+  -- and most claims are of such runs: they skip the look-up.
   SELECT c.id, coalesce(last.step_index + 1, 0) AS step_index, last.output
   FROM candidates c
   LEFT JOIN LATERAL (
-    SELECT s.step_index, s.output FROM walflow.steps s WHERE s.run_id = c.id ORDER BY s.step_index DESC LIMIT 1
+    SELECT s.step_index, s.output FROM walflow.steps s
+     WHERE c.started_at IS NOT NULL AND s.run_id = c.id ORDER BY s.step_index DESC LIMIT 1
   ) last ON true
 )
 UPDATE walflow.runs r
@@ -72,12 +74,16 @@ UPDATE walflow.runs r
 RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, m.output AS prev_output`;
 
 /**
- * Checkpoints. The primary key is the fence (see sql/0001): a conflicting row means another worker
- * already committed this step, and this write takes no effect. A run that is no longer running
- * (cancelled, or requeued after its lease expired) takes no checkpoint either. The last step's
- * checkpoint completes the run in the same statement.
+ * Checkpoints. Two fences keep a step's result from counting twice or after a cancel:
+ * - walflow.steps' primary key: if two workers ever execute the same step (a lease expired under a
+ *   slow worker), the second checkpoint conflicts and takes no effect (nor do its ctx.tx writes);
+ * - walflow.cancelled_running: a run cancelled mid-step takes no checkpoint (see sql/0005).
+ * The last step's checkpoint completes the run in the same statement. The fast form is a plain
+ * INSERT, which costs about half of ON CONFLICT DO NOTHING; a conflict makes it fail as a whole,
+ * and the batch is then written again in the safe form, which skips the conflicting rows.
  */
-const CHECKPOINT = `
+function checkpointSql(onConflict: string): string {
+  return `
 WITH d AS (
   SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::boolean[])
     AS x(run_id, step_index, step, output, attempts, duration_ms, final)
@@ -85,8 +91,8 @@ WITH d AS (
   INSERT INTO walflow.steps (run_id, step_index, step, output, attempts, started_at, finished_at)
   SELECT d.run_id, d.step_index, d.step, d.output, d.attempts, now() - d.duration_ms * interval '1 millisecond', now()
     FROM d
-   WHERE (SELECT r.status FROM walflow.runs r WHERE r.id = d.run_id) = 'running'
-  ON CONFLICT (run_id, step_index) DO NOTHING
+   WHERE NOT EXISTS (SELECT 1 FROM walflow.cancelled_running c WHERE c.run_id = d.run_id)
+  ${onConflict}
   RETURNING run_id, step_index
 ), done AS (
   UPDATE walflow.runs r
@@ -96,6 +102,9 @@ WITH d AS (
    WHERE d.final AND r.id = d.run_id AND r.status = 'running'
 )
 SELECT run_id FROM ins`;
+}
+const CHECKPOINT_FAST = checkpointSql('');
+const CHECKPOINT_SAFE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHING');
 
 /** Failed attempts: fenced on the lease, since they change what happens to the run next. */
 const FAIL = `
@@ -125,10 +134,13 @@ export async function claimRuns(db: Queryable, pipeline: string, limit: number, 
   return rows;
 }
 
-/** Writes checkpoints; returns the ids whose checkpoint took effect. */
-export async function writeCheckpoints(db: Queryable, items: CheckpointItem[]): Promise<Set<string>> {
+/**
+ * Writes checkpoints; returns the ids whose checkpoint took effect. `inTransaction`: the caller's
+ * transaction (a step's ctx.tx) must survive a conflict, so the safe form is used directly.
+ */
+export async function writeCheckpoints(db: Queryable, items: CheckpointItem[], inTransaction = false): Promise<Set<string>> {
   // Column arrays rather than one JSON document: Postgres parses them about a third faster.
-  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT, [
+  const params = [
     items.map((i) => i.run_id),
     items.map((i) => i.step_index),
     items.map((i) => i.step),
@@ -136,8 +148,33 @@ export async function writeCheckpoints(db: Queryable, items: CheckpointItem[]): 
     items.map((i) => i.attempts),
     items.map((i) => i.duration_ms),
     items.map((i) => i.final),
-  ]);
+  ];
+  let rows: { run_id: string }[];
+  if (inTransaction) {
+    ({ rows } = await db.query<{ run_id: string }>(CHECKPOINT_SAFE, params));
+  } else {
+    try {
+      ({ rows } = await db.query<{ run_id: string }>(CHECKPOINT_FAST, params));
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      ({ rows } = await db.query<{ run_id: string }>(CHECKPOINT_SAFE, params));
+    }
+  }
   return new Set(rows.map((r) => r.run_id));
+}
+
+/**
+ * Completes runs whose every step is checkpointed but that are not marked completed: the last
+ * checkpoint landed while the run was briefly not running (its lease had been reaped), and the
+ * worker that claimed it again found nothing left to do.
+ */
+export async function completeRuns(db: Queryable, ids: string[], owner: string): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE walflow.runs SET status = 'completed', finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error = NULL
+      WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND status = 'running' RETURNING id`,
+    [ids, owner],
+  );
+  return new Set(rows.map((r) => r.id));
 }
 
 export async function writeFailures(db: Queryable, items: FailureItem[], owner: string): Promise<Set<string>> {

@@ -51,6 +51,11 @@ export class Worker {
     this.wakeup.fire();
   }
 
+  /** Aborts a run's current attempt if this worker runs it (cancelled elsewhere). */
+  abortRun(runId: string, reason: Error): void {
+    this.inflight.get(runId)?.control.abort(reason);
+  }
+
   /** Wakes at `at` (a scheduled retry). */
   wakeAt(at: Date): void {
     this.wakeup.fireAt(at);
@@ -88,18 +93,21 @@ export class Worker {
   private launch(run: Awaited<ReturnType<typeof claimRuns>>[number]): void {
     const pipeline = this.o.pipelines.get(run.pipeline)!;
     const control = new RunControl();
-    const done = executeRun(run, pipeline, control, this.deps)
+    const entry: InFlight = { control, done: Promise.resolve() };
+    entry.done = executeRun(run, pipeline, control, this.deps)
       .then((end) => this.o.onRunEnd?.(run.pipeline, end))
       .catch((err: unknown) => {
         // Bookkeeping failed (database unreachable): the lease will expire and the run be retried.
         this.o.log.error({ err, run: run.id }, 'run bookkeeping failed; the run will be resumed after its lease expires');
       })
       .finally(() => {
-        this.inflight.delete(run.id);
+        // The same run may have been claimed again meanwhile (this attempt lost its lease without
+        // noticing): only this attempt's entry is removed.
+        if (this.inflight.get(run.id) === entry) this.inflight.delete(run.id);
         // A finished run may unblock the next run of its key, and frees capacity.
         this.wakeup.fire();
       });
-    this.inflight.set(run.id, { control, done });
+    this.inflight.set(run.id, entry);
   }
 
   private async renew(): Promise<void> {
