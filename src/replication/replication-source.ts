@@ -23,6 +23,11 @@ export interface ReplicationSourceOptions {
   logger: Logger;
   /** Run starts per transaction, and the longest a change waits for its batch to fill. */
   batch?: { maxItems: number; maxWaitMs: number };
+  /**
+   * Writer connections starting runs in parallel (default 2); the changes of one key always go
+   * through the same one, in WAL order.
+   */
+  writers?: number;
   /** Queued runs above which WAL reading pauses, and below which it resumes. */
   highWatermark?: number;
   lowWatermark?: number;
@@ -65,7 +70,7 @@ export class ReplicationSource {
   constructor(private readonly opts: ReplicationSourceOptions) {
     this.log = opts.logger.child({ component: 'replication', slot: opts.slotName });
     this.instanceId = opts.instanceId ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.pool = new pg.Pool({ connectionString: opts.url, max: 4, application_name: 'walflow-replication', keepAlive: true });
+    this.pool = new pg.Pool({ connectionString: opts.url, max: 4 + Math.max(1, opts.writers ?? 2), application_name: 'walflow-replication', keepAlive: true });
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'replication: pooled connection lost'));
     this.lock = new LeaderLock(opts.url, opts.slotName, this.log);
@@ -182,7 +187,7 @@ export class ReplicationSource {
     const leadership = new Leadership(
       {
         url: o.url, slotName: o.slotName, publicationName: o.publicationName, routesByTable, tables: this.tables,
-        batch: o.batch ?? { maxItems: 2_000, maxWaitMs: 5 },
+        batch: o.batch ?? { maxItems: 2_000, maxWaitMs: 5 }, writers: Math.max(1, o.writers ?? 2),
         watermark: { high: o.highWatermark ?? 100_000, low: o.lowWatermark ?? 50_000 },
         counters: this.counters, log: this.log, leaderId: this.instanceId, heartbeatMs: o.heartbeatMs ?? 10_000,
         onStatus: (s) => this.update(s),

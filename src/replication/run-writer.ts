@@ -1,20 +1,25 @@
-// Writes one batch as ONE transaction: the run starts of every pipeline (walflow.start_batch,
-// idempotent on the change's dedupe id), the changes that could not become runs, and the durable
-// position (the last commit or heartbeat boundary in the batch). Only after COMMIT may the caller
-// acknowledge that position to the slot.
+// Writes one batch as ONE transaction: the run starts of every pipeline (idempotent on the change's
+// dedupe id) and the changes that could not become runs. The durable position is not written
+// here: several writers run at once, and the position may only move past a change once every
+// writer has committed everything before it (see operators/write-lanes.ts, durable-recorder.ts).
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { redactSecrets } from '../errors.js';
-import { compareLsn } from './lsn.js';
-import type { Boundary, ErrorItem, ReplicationCounters, StartItem, WriteItem } from './types.js';
+import { startRunsFast } from '../engine/fast-start.js';
+import type { ErrorItem, ReplicationCounters, StartItem, WriteItem } from './types.js';
 
 export interface WriteResult {
-  /** The new durable position, or null when the batch held no boundary. */
-  durableLsn: string | null;
   created: number;
   replayed: number;
   errors: number;
 }
+
+/**
+ * How a batch's runs are started: `fast` inserts plainly (see engine/fast-start.ts); `safe` goes
+ * through walflow.start_batch, which skips changes that already have their run (a replay after a
+ * crash); `isolate` does that one change at a time, to record the ones PostgreSQL rejects.
+ */
+type Mode = 'fast' | 'safe' | 'isolate';
 
 /** SQLSTATE classes that mean "this data cannot be stored": isolate the item, do not retry forever. */
 function isDataError(err: unknown): boolean {
@@ -62,28 +67,41 @@ export class RunWriter {
   ) {}
 
   async write(batch: readonly WriteItem[]): Promise<WriteResult> {
+    let rejected: unknown;
     try {
-      return await this.attempt(batch, false);
+      return await this.attempt(batch, 'fast');
     } catch (err) {
-      if (!isDataError(err)) throw err;
-      // One bad change must not block the slot forever: redo the batch item by item and record
-      // the ones PostgreSQL rejects.
-      this.log.warn({ err }, 'replication: a batch was rejected; retrying it change by change');
-      return this.attempt(batch, true);
+      if ((err as { code?: string }).code !== '23505') {
+        if (!isDataError(err)) throw err;
+        rejected = err;
+      }
     }
+    if (rejected === undefined) {
+      // Some of these changes already have their run: we are replaying after a restart.
+      this.log.debug('replication: replayed changes in this batch; writing it through start_batch');
+      try {
+        return await this.attempt(batch, 'safe');
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        rejected = err;
+      }
+    }
+    // One bad change must not block the slot forever: redo the batch item by item and record the
+    // ones PostgreSQL rejects.
+    this.log.warn({ err: rejected }, 'replication: a batch was rejected; retrying it change by change');
+    return this.attempt(batch, 'isolate');
   }
 
-  private async attempt(batch: readonly WriteItem[], isolate: boolean): Promise<WriteResult> {
+  private async attempt(batch: readonly WriteItem[], mode: Mode): Promise<WriteResult> {
+    const isolate = mode === 'isolate';
     const byPipeline = new Map<string, StartItem[]>();
     const errors: ErrorItem[] = [];
-    let boundary: Boundary | undefined;
     for (const item of batch) {
       if (item.kind === 'start') {
         const list = byPipeline.get(item.pipeline);
         if (list) list.push(item);
         else byPipeline.set(item.pipeline, [item]);
       } else if (item.kind === 'error') errors.push(item);
-      else if (!boundary || compareLsn(item.endLsn, boundary.endLsn) > 0) boundary = item;
     }
 
     const client = await this.pool.connect();
@@ -100,6 +118,16 @@ export class RunWriter {
         for (const group of groups) {
           if (isolate) await client.query('SAVEPOINT item');
           try {
+            if (mode === 'fast') {
+              const fast = await startRunsFast(client, pipeline, group.map((i) => ({
+                key: i.runKey, input: i.event, dedupe_id: i.dedupeId, source_lsn: i.event.lsn, source_index: i.event.index,
+              })));
+              if (fast.inserted === group.length) {
+                created += fast.inserted;
+                continue;
+              }
+              // Not registered: start_batch below raises the error that says so.
+            }
             const { rows } = await client.query<{ created: string; total: string }>(
               'SELECT count(*) FILTER (WHERE created) AS created, count(*) AS total FROM walflow.start_batch($1, $2::jsonb)',
               [pipeline, JSON.stringify(group.map(payloadOf))],
@@ -114,12 +142,6 @@ export class RunWriter {
         }
       }
       await recordErrors(client, this.slotName, errors);
-      if (boundary) {
-        await client.query(
-          `UPDATE walflow.replication_state SET durable_lsn = GREATEST(durable_lsn, $2::pg_lsn), updated_at = now() WHERE slot_name = $1`,
-          [this.slotName, boundary.endLsn],
-        );
-      }
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -134,6 +156,6 @@ export class RunWriter {
     this.counters.errors += errors.length;
     this.counters.batches += 1;
     for (const e of errors) this.log.error({ pipeline: e.pipeline, table: e.table, lsn: e.lsn, index: e.index, kind: e.errorKind }, e.message);
-    return { durableLsn: boundary?.endLsn ?? null, created, replayed, errors: errors.length };
+    return { created, replayed, errors: errors.length };
   }
 }

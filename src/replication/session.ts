@@ -13,7 +13,8 @@ import { filterByDeclaration } from './operators/filter-declaration.js';
 import { filterByPredicate } from './operators/filter-where.js';
 import { fillUnchangedToast } from './operators/fill-toast.js';
 import { routeToPipelines } from './operators/route.js';
-import { writeCoalesced } from './operators/write-coalesced.js';
+import { writeInLanes } from './operators/write-lanes.js';
+import { DurableRecorder } from './durable-recorder.js';
 import { RunWriter } from './run-writer.js';
 import { toastFiller } from './toast-reader.js';
 import type { ReplicationCounters, Route, WriteItem } from './types.js';
@@ -26,6 +27,8 @@ export interface SessionConfig {
   publicationName: string;
   routesByTable: ReadonlyMap<string, readonly Route[]>;
   batch: { maxItems: number; maxWaitMs: number };
+  /** Writer connections that start runs in parallel (changes of one key always share one). */
+  writers: number;
   watermark: WatermarkOptions;
   counters: ReplicationCounters;
   log: Logger;
@@ -59,17 +62,19 @@ export class StreamSession {
     const writer = new RunWriter(this.pool, cfg.slotName, cfg.counters, cfg.log);
     const watermark = new WatermarkMonitor(this.pool, gate, cfg.watermark, cfg.log);
     const counters = cfg.counters;
-    let inflight: Promise<unknown> = Promise.resolve();
+    const inflight = new Set<Promise<unknown>>();
+    let fail: (err: unknown) => void = () => undefined;
+    const recorder = new DurableRecorder(this.pool, cfg.slotName, (lsn) => {
+      this.durable = maxLsn(this.durable, lsn);
+      durable$.next(this.durable); // acknowledged only now, after the position committed
+      cfg.onDurable?.(this.durable);
+    }, (err) => fail(err));
 
-    const writeBatch = async (batch: WriteItem[]): Promise<void> => {
-      const result = await writer.write(batch);
-      gate.add(-batch.length);
-      if (result.durableLsn) {
-        this.durable = maxLsn(this.durable, result.durableLsn);
-        durable$.next(this.durable); // acknowledged only now, after COMMIT
-        cfg.onDurable?.(this.durable);
-      }
-      watermark.afterBatch();
+    const writeRuns = (items: WriteItem[]): Promise<void> => {
+      const p = writer.write(items).then(() => undefined);
+      inflight.add(p);
+      void p.catch(() => undefined).finally(() => inflight.delete(p));
+      return p;
     };
 
     return new Promise<void>((resolve, reject) => {
@@ -83,13 +88,14 @@ export class StreamSession {
         watermark.stop();
         gate.reset();
         // A batch already sent commits or rolls back on its own; wait so that stop() is clean.
-        void inflight.catch(() => undefined).then(() => {
+        void Promise.all([...inflight].map((p) => p.catch(() => undefined))).then(() => recorder.idle()).then(() => {
           durable$.complete();
           if (err === undefined) resolve();
           else reject(err instanceof Error ? err : new Error(String(err)));
         });
       };
       const onAbort = (): void => finish();
+      fail = finish;
 
       const stream = walStream({
         url: cfg.url,
@@ -109,13 +115,17 @@ export class StreamSession {
           extractKeys(),
           batchByCountAndTime(cfg.batch.maxItems, cfg.batch.maxWaitMs, (i) => (i.kind === 'boundary' ? 0 : 1)),
           tap((batch) => gate.add(batch.length)),
-          writeCoalesced(cfg.batch.maxItems * 4, (batch) => {
-            const p = writeBatch(batch);
-            inflight = p;
-            return p;
-          }),
+          writeInLanes(cfg.writers, cfg.batch.maxItems * 4, writeRuns),
         )
-        .subscribe({ error: finish, complete: () => finish(new Error('replication stream completed')) });
+        .subscribe({
+          next: (committed) => {
+            gate.add(-committed.size);
+            if (committed.boundary) recorder.advance(committed.boundary);
+            watermark.afterBatch();
+          },
+          error: finish,
+          complete: () => finish(new Error('replication stream completed')),
+        });
       subscription.add(stream); // after finish() already ran, this unsubscribes it at once
       if (signal.aborted) finish();
       else signal.addEventListener('abort', onAbort, { once: true });

@@ -34,3 +34,8 @@ export async function beat(db: Db, slotName: string, leaderId: string, confirmed
   );
   return rows[0]?.lag == null ? null : Number(rows[0].lag);
 }
+
+/** Records the durable position: every run start up to it has committed (see DurableRecorder). */
+export async function recordDurableLsn(db: Db, slotName: string, lsn: string): Promise<void> {
+  await db.query(`UPDATE walflow.replication_state SET durable_lsn = GREATEST(durable_lsn, $2::pg_lsn), updated_at = now() WHERE slot_name = $1`, [slotName, lsn]);
+}

@@ -75,7 +75,8 @@ export interface RunRow {
   dedupe_id: string;
 }
 
+/** A pipeline's runs in WAL order (runs of different keys are started by parallel writers, so start order is WAL order only per key). */
 export async function runsOf(db: pg.Pool, pipelineName: string): Promise<RunRow[]> {
-  const { rows } = await db.query<RunRow>(`SELECT pipeline, key, status, input, dedupe_id FROM walflow.runs WHERE pipeline = $1 ORDER BY seq`, [pipelineName]);
+  const { rows } = await db.query<RunRow>(`SELECT pipeline, key, status, input, dedupe_id FROM walflow.runs WHERE pipeline = $1 ORDER BY source_lsn, source_index`, [pipelineName]);
   return rows;
 }
