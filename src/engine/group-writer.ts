@@ -3,8 +3,8 @@
 // of per-run checkpoints into a handful of statements per second, with no added latency when idle.
 
 export interface GroupWriterOptions<T> {
-  /** Writes a batch; returns the set of item ids that took effect. */
-  write: (items: T[]) => Promise<Set<string>>;
+  /** Writes a batch; says which item ids took effect. */
+  write: (items: T[]) => Promise<{ has(id: string): boolean }>;
   idOf: (item: T) => string;
   maxBatch: number;
   /** Statements in flight at once (each uses its own connection). */

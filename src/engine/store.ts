@@ -2,6 +2,7 @@
 // is bounded by Postgres' write rate rather than by round trips.
 import type pg from 'pg';
 import type { Json } from '../pipeline/types.js';
+import { boolArray, plainArray, textArray } from './pg-arrays.js';
 import type { StoredError } from './retry.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'> | pg.Pool;
@@ -82,7 +83,7 @@ RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, m.output AS
  * INSERT, which costs about half of ON CONFLICT DO NOTHING; a conflict makes it fail as a whole,
  * and the batch is then written again in the safe form, which skips the conflicting rows.
  */
-function checkpointSql(onConflict: string): string {
+function checkpointSql(onConflict: string, result: string): string {
   return `
 WITH d AS (
   SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::boolean[])
@@ -101,10 +102,17 @@ WITH d AS (
     FROM d JOIN ins ON ins.run_id = d.run_id
    WHERE d.final AND r.id = d.run_id AND r.status = 'running'
 )
-SELECT run_id FROM ins`;
+${result}`;
 }
-const CHECKPOINT_FAST = checkpointSql('');
-const CHECKPOINT_SAFE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHING');
+// Without a conflict every row is written but those of cancelled runs: return just those (almost
+// always none), rather than every written id.
+const CHECKPOINT_FAST = checkpointSql('', 'SELECT d.run_id FROM d JOIN walflow.cancelled_running c ON c.run_id = d.run_id');
+const CHECKPOINT_SAFE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHING', 'SELECT run_id FROM ins');
+
+/** Which checkpoints of a batch took effect. */
+export interface Applied {
+  has(runId: string): boolean;
+}
 
 /** Failed attempts: fenced on the lease, since they change what happens to the run next. */
 const FAIL = `
@@ -138,30 +146,32 @@ export async function claimRuns(db: Queryable, pipeline: string, limit: number, 
  * Writes checkpoints; returns the ids whose checkpoint took effect. `inTransaction`: the caller's
  * transaction (a step's ctx.tx) must survive a conflict, so the safe form is used directly.
  */
-export async function writeCheckpoints(db: Queryable, items: CheckpointItem[], inTransaction = false): Promise<Set<string>> {
+export async function writeCheckpoints(db: Queryable, items: CheckpointItem[], inTransaction = false): Promise<Applied> {
   // Column arrays rather than one JSON document: Postgres parses them about a third faster.
   const params = [
-    items.map((i) => i.run_id),
-    items.map((i) => i.step_index),
-    items.map((i) => i.step),
-    items.map((i) => JSON.stringify(i.output ?? null)),
-    items.map((i) => i.attempts),
-    items.map((i) => i.duration_ms),
-    items.map((i) => i.final),
+    plainArray(items.map((i) => i.run_id)),
+    plainArray(items.map((i) => i.step_index)),
+    textArray(items.map((i) => i.step)),
+    textArray(items.map((i) => JSON.stringify(i.output ?? null))),
+    plainArray(items.map((i) => i.attempts)),
+    plainArray(items.map((i) => i.duration_ms)),
+    boolArray(items.map((i) => i.final)),
   ];
-  let rows: { run_id: string }[];
-  if (inTransaction) {
-    ({ rows } = await db.query<{ run_id: string }>(CHECKPOINT_SAFE, params));
-  } else {
+  if (!inTransaction) {
     try {
-      ({ rows } = await db.query<{ run_id: string }>(CHECKPOINT_FAST, params));
+      const { rows } = await db.query<{ run_id: string }>(CHECKPOINT_FAST, params);
+      if (rows.length === 0) return ALL;
+      const fenced = new Set(rows.map((r) => r.run_id));
+      return { has: (id) => !fenced.has(id) };
     } catch (err) {
       if ((err as { code?: string }).code !== '23505') throw err;
-      ({ rows } = await db.query<{ run_id: string }>(CHECKPOINT_SAFE, params));
     }
   }
+  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT_SAFE, params);
   return new Set(rows.map((r) => r.run_id));
 }
+
+const ALL: Applied = { has: () => true };
 
 /**
  * Completes runs whose every step is checkpointed but that are not marked completed: the last

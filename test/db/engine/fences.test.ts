@@ -27,16 +27,26 @@ async function statusOf(id: string): Promise<string> {
 }
 
 describe('checkpoint fences', () => {
-  it('a batch holding one already-committed checkpoint writes the others and reports only them', async () => {
+  it('a batch holding an already-committed checkpoint, or one of a cancelled run, writes the others and reports only them', async () => {
     await db.pool.query(`INSERT INTO walflow.pipelines (name, version, steps) VALUES ('direct', 'v1', '{a}')`);
     const { rows } = await db.pool.query<{ id: string }>(`INSERT INTO walflow.runs (pipeline, input, status) SELECT 'direct', '{}', 'running' FROM generate_series(1, 3) RETURNING id`);
     const [a, b, c] = rows.map((r) => r.id) as [string, string, string];
     const item = (run_id: string, output: number) => ({ run_id, step_index: 0, step: 'a', output, attempts: 1, duration_ms: 1, final: false });
-    expect(await writeCheckpoints(db.pool, [item(b, 1)])).toEqual(new Set([b]));
+    const applied = async (items: ReturnType<typeof item>[]) => {
+      const result = await writeCheckpoints(db.pool, items);
+      return items.map((i) => i.run_id).filter((id) => result.has(id));
+    };
+    expect(await applied([item(b, 1)])).toEqual([b]);
     // b's step was committed by another worker: this batch's b loses, a and c are written.
-    expect(await writeCheckpoints(db.pool, [item(a, 2), item(b, 99), item(c, 3)])).toEqual(new Set([a, c]));
+    expect(await applied([item(a, 2), item(b, 99), item(c, 3)])).toEqual([a, c]);
     const outputs = await db.pool.query(`SELECT run_id, output FROM walflow.steps ORDER BY output::int`);
     expect(outputs.rows).toEqual([{ run_id: b, output: 1 }, { run_id: a, output: 2 }, { run_id: c, output: 3 }]);
+    // A run cancelled mid-step: its next checkpoint is refused, the rest of its batch is written.
+    await db.pool.query('INSERT INTO walflow.cancelled_running (run_id) VALUES ($1)', [a]);
+    const next = (run_id: string) => ({ ...item(run_id, 4), step_index: 1 });
+    expect(await applied([next(a), next(c)])).toEqual([c]);
+    const second = await db.pool.query(`SELECT run_id FROM walflow.steps WHERE step_index = 1`);
+    expect(second.rows).toEqual([{ run_id: c }]);
   });
 
   it('a worker whose lease was taken over mid-step loses its checkpoint and its ctx.tx writes; each step counts once', async () => {
