@@ -37,6 +37,8 @@ export const configSchema = z.object({
   replication: z.boolean().default(true),
   slotName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1 to 63 lower-case letters, digits and _ (a replication slot name)').default('walflow'),
   publicationName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1 to 63 lower-case letters, digits and _').default('walflow'),
+  /** Connections that write run starts from WAL in parallel (a row's changes always share one). */
+  replicationWriters: intFromString(1, 16).default(2),
   /** Queued runs above which WAL reading pauses, and below which it resumes (default: half the high watermark). */
   highWatermark: intFromString(100, 100_000_000).default(50_000),
   lowWatermark: intFromString(0, 100_000_000).optional(),
@@ -64,6 +66,7 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_REPLICATION: 'replication',
   WALFLOW_SLOT_NAME: 'slotName',
   WALFLOW_PUBLICATION_NAME: 'publicationName',
+  WALFLOW_REPLICATION_WRITERS: 'replicationWriters',
   WALFLOW_HIGH_WATERMARK: 'highWatermark',
   WALFLOW_LOW_WATERMARK: 'lowWatermark',
   WALFLOW_METRICS_PORT: 'metricsPort',

@@ -54,7 +54,7 @@ export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
     if (c.replication && withSource.length > 0) {
       replication = new ReplicationSource({
         url: o.url, pipelines: withSource, slotName: c.slotName, publicationName: c.publicationName, logger: o.log,
-        highWatermark: c.highWatermark, lowWatermark: c.lowWatermark,
+        highWatermark: c.highWatermark, lowWatermark: c.lowWatermark, writers: c.replicationWriters,
       });
       await replication.start();
       await replication.ready();

@@ -20,7 +20,7 @@ describe('configuration defaults', () => {
     expect(loadConfig({}, {}, '/srv')).toEqual({
       dataDir: '/srv/.walflow/pg', pipelinesDir: '/srv/pipelines', logLevel: 'info', workers: 2, claimBatchSize: 200,
       leaseMs: 30_000, pollIntervalMs: 1_000, retentionHours: 168, shutdownTimeoutMs: 30_000, replication: true,
-      slotName: 'walflow', publicationName: 'walflow', highWatermark: 50_000, lowWatermark: 25_000, metricsPort: 0,
+      slotName: 'walflow', publicationName: 'walflow', replicationWriters: 2, highWatermark: 50_000, lowWatermark: 25_000, metricsPort: 0,
     });
   });
 
@@ -33,12 +33,12 @@ describe('configuration defaults', () => {
       DATABASE_URL: 'postgres://h/db', WALFLOW_DATA_DIR: 'data', WALFLOW_PIPELINES_DIR: '/p', WALFLOW_LOG_LEVEL: 'debug', WALFLOW_LOG_PRETTY: 'yes',
       WALFLOW_WORKERS: '4', WALFLOW_CLAIM_BATCH_SIZE: '50', WALFLOW_LEASE_MS: '5000', WALFLOW_POLL_INTERVAL_MS: '250', WALFLOW_RETENTION_HOURS: '0',
       WALFLOW_SHUTDOWN_TIMEOUT_MS: '100', WALFLOW_REPLICATION: 'off', WALFLOW_SLOT_NAME: 'wf_a', WALFLOW_PUBLICATION_NAME: 'wf_b',
-      WALFLOW_HIGH_WATERMARK: '1000', WALFLOW_LOW_WATERMARK: '10', WALFLOW_METRICS_PORT: '9464',
+      WALFLOW_REPLICATION_WRITERS: '3', WALFLOW_HIGH_WATERMARK: '1000', WALFLOW_LOW_WATERMARK: '10', WALFLOW_METRICS_PORT: '9464',
     };
     expect(loadConfig({}, env, '/srv')).toEqual({
       databaseUrl: 'postgres://h/db', dataDir: '/srv/data', pipelinesDir: '/p', logLevel: 'debug', logPretty: true, workers: 4, claimBatchSize: 50,
       leaseMs: 5000, pollIntervalMs: 250, retentionHours: 0, shutdownTimeoutMs: 100, replication: false, slotName: 'wf_a', publicationName: 'wf_b',
-      highWatermark: 1000, lowWatermark: 10, metricsPort: 9464,
+      replicationWriters: 3, highWatermark: 1000, lowWatermark: 10, metricsPort: 9464,
     });
     expect(loadConfig({ workers: 1, replication: true }, env, '/srv')).toMatchObject({ workers: 1, replication: true });
     expect(loadConfig({}, { WALFLOW_DATABASE_URL: 'postgres://b/db' }, '/srv').databaseUrl).toBe('postgres://b/db');
