@@ -1,5 +1,5 @@
 // Replication benchmark: WAL → committed run starts.
-//   node --import tsx bench/replication.ts [--rows 100000] [--latency 1000] [--burst 0] [--fsync on]
+//   node --import tsx bench/replication.ts [--rows 100000] [--latency 1000] [--burst 0] [--fsync on] [--writers 2]
 // Provisions a throwaway cluster, measures (1) raw insert speed of a 100,000-row INSERT into an
 // unpublished table, (2) commit → last committed run start for the same INSERT into a source table,
 // (3) commit-to-run-start latency of 1,000 single-row commits spaced 10 ms apart (run created_at
@@ -26,6 +26,7 @@ const { values: args } = parseArgs({
     fsync: { type: 'string', default: 'on' },
     'max-items': { type: 'string', default: '2000' },
     'max-wait-ms': { type: 'string', default: '3' },
+    writers: { type: 'string', default: '2' },
     // A SQL file applied after the migrations, to measure a proposed change (e.g. of start_batch).
     sql: { type: 'string' },
   },
@@ -78,6 +79,7 @@ try {
     publicationName: 'bench_pub',
     logger: pino({ level: 'warn' }),
     batch: { maxItems: Number(args['max-items']), maxWaitMs: Number(args['max-wait-ms']) },
+    writers: Number(args.writers),
     highWatermark: 10_000_000,
     lowWatermark: 5_000_000,
     heartbeatMs: 1_000,
@@ -166,6 +168,6 @@ try {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-console.log(`walflow replication bench (${os.cpus().length} cores, fsync=${args.fsync}, batch ${args['max-items']}/${args['max-wait-ms']} ms)`);
+console.log(`walflow replication bench (${os.cpus().length} cores, fsync=${args.fsync}, batch ${args['max-items']}/${args['max-wait-ms']} ms, ${args.writers} writers)`);
 for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(24)} ${String(v).padStart(12)}`);
 console.log(JSON.stringify(results));
