@@ -1,5 +1,6 @@
 // The embeddings table a pipeline keeps in sync: created if missing, written per source row in the
 // upsert step's transaction, and indexed (HNSW, cosine) once it has rows.
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { UserError } from '../../errors.js';
@@ -46,12 +47,32 @@ export async function ensureTarget(db: Queryable, t: TargetSpec): Promise<void> 
   );
 }
 
+/** PostgreSQL truncates identifiers to 63 bytes; a name we look up later must fit as written. */
+const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * The target's HNSW index name: `<table>_embedding_hnsw`, or, when that would not fit in 63 bytes,
+ * the table name cut on a character boundary plus a hash of the whole name (distinct tables
+ * sharing a long prefix keep distinct indexes).
+ */
+export function hnswIndexName(table: string): string {
+  const full = `${table}_embedding_hnsw`;
+  if (Buffer.byteLength(full, 'utf8') <= MAX_IDENTIFIER_BYTES) return full;
+  const suffix = `_${createHash('sha256').update(full).digest('hex').slice(0, 8)}_hnsw`;
+  let prefix = '';
+  for (const ch of table) {
+    if (Buffer.byteLength(prefix + ch, 'utf8') + suffix.length > MAX_IDENTIFIER_BYTES) break;
+    prefix += ch;
+  }
+  return prefix + suffix;
+}
+
 /**
  * Builds the HNSW index CONCURRENTLY (outside any transaction, on its own connection) as soon as
  * the table has rows, without waiting for the queue to drain. One process does it at a time.
  */
 export async function maybeBuildIndex(url: string, t: TargetSpec, log: Logger): Promise<boolean> {
-  const name = `${t.table.name}_embedding_hnsw`;
+  const name = hnswIndexName(t.table.name);
   const c = new pg.Client({ connectionString: url });
   c.on('error', () => undefined); // a server restart mid-build: the failing query reports it, the process lives
   await c.connect();

@@ -78,7 +78,7 @@ describe('replication source: crashes and failover (real processes)', () => {
         // Every other life lasts until it has started something (on a loaded machine a random
         // lifetime alone may end every time before the first write).
         const before = await runs();
-        await waitFor('the consumer to start runs', async () => (await runs()) > before || !loading, 15_000, 10).catch(() => undefined);
+        await waitFor('the consumer to start runs', async () => (await runs()) > before || !loading, 15_000).catch(() => undefined);
       }
       // Anywhere in its life: setting up, mid-batch, between commit and acknowledgement.
       await new Promise((r) => setTimeout(r, Math.random() * 700));
