@@ -10,7 +10,7 @@ import { publishedTables, syncPublication } from './publication.js';
 import { StreamSession, type SessionConfig } from './session.js';
 import { ensureSlot } from './slot.js';
 import { loadSourceTables, qualified, type SourceTable } from './source-tables.js';
-import { beat, loadDurableLsn, markLeader } from './state-store.js';
+import { beat, loadDurableLsn, markLeader, clearLeader } from './state-store.js';
 import { recordErrors } from './run-writer.js';
 import type { ErrorItem } from './types.js';
 
@@ -71,6 +71,7 @@ export class Leadership {
     } finally {
       this.session = undefined;
       hb.stop();
+      if (signal.aborted) await clearLeader(pool, cfg.slotName, cfg.leaderId).catch((err: unknown) => this.log.warn({ err }, 'replication: could not clear the leader on stop'));
     }
   }
 

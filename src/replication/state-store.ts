@@ -39,3 +39,8 @@ export async function beat(db: Db, slotName: string, leaderId: string, confirmed
 export async function recordDurableLsn(db: Db, slotName: string, lsn: string): Promise<void> {
   await db.query(`UPDATE walflow.replication_state SET durable_lsn = GREATEST(durable_lsn, $2::pg_lsn), updated_at = now() WHERE slot_name = $1`, [slotName, lsn]);
 }
+
+/** A leader stopping cleanly says so: operators then see no leader rather than a stale one. */
+export async function clearLeader(db: Db, slotName: string, leaderId: string): Promise<void> {
+  await db.query(`UPDATE walflow.replication_state SET leader_id = NULL, leader_heartbeat_at = NULL, updated_at = now() WHERE slot_name = $1 AND leader_id = $2`, [slotName, leaderId]);
+}

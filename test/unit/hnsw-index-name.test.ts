@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hnswIndexName } from '../../src/steps/embedding/target.js';
+import { hnswIndexName, truncateIdentifier } from '../../src/steps/embedding/target.js';
 
 describe('hnswIndexName', () => {
   it('is <table>_embedding_hnsw when that fits in 63 bytes', () => {
@@ -16,5 +16,14 @@ describe('hnswIndexName', () => {
     }
     expect(a).not.toBe(b);
     expect(hnswIndexName('x'.repeat(63))).toBe(hnswIndexName('x'.repeat(63)));
+  });
+});
+
+describe('truncateIdentifier', () => {
+  it('cuts to 63 bytes on a character boundary, as PostgreSQL stores a name', () => {
+    expect(truncateIdentifier('short')).toBe('short');
+    expect(truncateIdentifier('a'.repeat(70))).toBe('a'.repeat(63));
+    const cut = truncateIdentifier('é'.repeat(40)); // 2 bytes each
+    expect(cut).toBe('é'.repeat(31));
   });
 });

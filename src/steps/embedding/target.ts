@@ -17,11 +17,20 @@ export interface TargetSpec {
 
 /** Creates the target table (and pgvector) if missing; refuses one whose vector size differs. */
 export async function ensureTarget(db: Queryable, t: TargetSpec): Promise<void> {
-  await db.query('CREATE EXTENSION IF NOT EXISTS vector').catch((err: Error) => {
+  const { rows: ext } = await db.query<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS ok`);
+  if (!ext[0]?.ok) await db.query('CREATE EXTENSION IF NOT EXISTS vector').catch((err: Error) => {
     throw new UserError(`pgvector is not available on this server (${err.message}): install it (scripts/setup-postgres.sh on Debian/Ubuntu) and run CREATE EXTENSION vector`);
   });
   const q = qualifiedIdent(t.table);
-  await db.query(`CREATE TABLE IF NOT EXISTS ${q} (
+  // DDL only for what is missing: CREATE ... IF NOT EXISTS still needs CREATE on the schema (and
+  // ownership for an index) when everything exists, and a least-privilege worker role has neither.
+  const { rows: present } = await db.query<{ table: boolean; hash_index: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS table,
+            EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     WHERE i.indrelid = to_regclass($1) AND c.relname = $2) AS hash_index`,
+    [q, truncateIdentifier(`${t.table.name}_hash`)],
+  );
+  if (!present[0]?.table) await db.query(`CREATE TABLE IF NOT EXISTS ${q} (
     source_key     text NOT NULL,
     chunk_index    integer NOT NULL,
     chunk_text     text NOT NULL,
@@ -40,7 +49,7 @@ export async function ensureTarget(db: Queryable, t: TargetSpec): Promise<void> 
   if (rows[0] && rows[0].typmod !== t.dimensions) {
     throw new UserError(`${q}.embedding is vector(${rows[0].typmod}) but the model makes ${t.dimensions}-dim vectors: use another target table, or drop this one to re-embed`);
   }
-  await db.query(`CREATE INDEX IF NOT EXISTS ${ident(`${t.table.name}_hash`)} ON ${q} (content_hash, model)`);
+  if (!present[0]?.hash_index) await db.query(`CREATE INDEX IF NOT EXISTS ${ident(`${t.table.name}_hash`)} ON ${q} (content_hash, model)`);
   await db.query(
     `INSERT INTO walflow.embedding_targets (target, dimensions) VALUES ($1, $2) ON CONFLICT (target) DO NOTHING`,
     [`${t.table.schema}.${t.table.name}`, t.dimensions],
@@ -49,6 +58,17 @@ export async function ensureTarget(db: Queryable, t: TargetSpec): Promise<void> 
 
 /** PostgreSQL truncates identifiers to 63 bytes; a name we look up later must fit as written. */
 const MAX_IDENTIFIER_BYTES = 63;
+
+/** The name PostgreSQL stores for `name`: cut to 63 bytes on a character boundary. */
+export function truncateIdentifier(name: string): string {
+  if (Buffer.byteLength(name, 'utf8') <= MAX_IDENTIFIER_BYTES) return name;
+  let out = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch, 'utf8') > MAX_IDENTIFIER_BYTES) break;
+    out += ch;
+  }
+  return out;
+}
 
 /**
  * The target's HNSW index name: `<table>_embedding_hnsw`, or, when that would not fit in 63 bytes,
@@ -71,20 +91,31 @@ export function hnswIndexName(table: string): string {
  * Builds the HNSW index CONCURRENTLY (outside any transaction, on its own connection) as soon as
  * the table has rows, without waiting for the queue to drain. One process does it at a time.
  */
+const notOwnerWarned = new Set<string>();
+
 export async function maybeBuildIndex(url: string, t: TargetSpec, log: Logger): Promise<boolean> {
   const name = hnswIndexName(t.table.name);
   const c = new pg.Client({ connectionString: url });
   c.on('error', () => undefined); // a server restart mid-build: the failing query reports it, the process lives
   await c.connect();
   try {
-    const { rows } = await c.query<{ valid: boolean | null; has_rows: boolean }>(
+    const { rows } = await c.query<{ valid: boolean | null; has_rows: boolean; owner: boolean }>(
       `SELECT (SELECT i.indisvalid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                 WHERE i.indrelid = $1::regclass AND ic.relname = $2) AS valid,
-              EXISTS (SELECT 1 FROM ${qualifiedIdent(t.table)} LIMIT 1) AS has_rows`,
+              EXISTS (SELECT 1 FROM ${qualifiedIdent(t.table)} LIMIT 1) AS has_rows,
+              pg_has_role((SELECT relowner FROM pg_class WHERE oid = $1::regclass), 'USAGE') AS owner`,
       [qualifiedIdent(t.table), name],
     );
     const state = rows[0]!;
     if (state.valid === true || !state.has_rows) return false;
+    if (!state.owner) {
+      // A least-privilege worker role may write the target but not index it: say so once.
+      if (!notOwnerWarned.has(name)) {
+        notOwnerWarned.add(name);
+        log.warn({ index: name }, `cannot build the HNSW index: this role does not own ${qualifiedIdent(t.table)}; as its owner run CREATE INDEX CONCURRENTLY ${ident(name)} ON ${qualifiedIdent(t.table)} USING hnsw (embedding vector_cosine_ops)`);
+      }
+      return false;
+    }
     const { rows: lock } = await c.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('walflow:hnsw:' || $1)) AS ok`, [name]);
     if (!lock[0]?.ok) return false;
     // An invalid index is what a CONCURRENTLY build leaves behind when interrupted: start over.

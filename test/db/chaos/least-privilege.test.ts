@@ -12,6 +12,7 @@ import { startWalflow } from '../../../src/ops/runner.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
 import { dropSlot } from '../../../src/replication/slot.js';
 import { createEmbeddingPipeline } from '../../../src/steps/embedding/pipeline.js';
+import { maybeBuildIndex } from '../../../src/steps/embedding/target.js';
 import { startFakeEmbeddingsServer } from '../../fixtures/fake-embeddings-server.js';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
@@ -182,6 +183,45 @@ describe('least privilege', () => {
       await wf.stop();
       await dropSlot(db.pool, slot);
       await db.pool.query(`DROP PUBLICATION IF EXISTS ${pub}`);
+    }
+  });
+
+  it('an embedding pipeline runs as the worker role once the owner created its target: no DDL is tried, and the missing index is reported once with the statement to run', async () => {
+    for (const g of PROCESS_GRANTS(WORKER)) await db.pool.query(g);
+    const server = await startFakeEmbeddingsServer({ dimensions: 8 });
+    await db.pool.query(`CREATE TABLE lp_wdocs (id int PRIMARY KEY, body text); INSERT INTO lp_wdocs SELECT g, 'worker document ' || g FROM generate_series(1, 5) g`);
+    const pipeline = () => createEmbeddingPipeline({ name: 'lp-embed-worker', table: 'lp_wdocs', textColumn: 'body', target: 'lp_wdocs_embeddings',
+      embedder: { provider: 'openai', baseURL: server.baseURL, model: 'fake', dimensions: 8 } });
+    try {
+      // The owner (here the superuser) registers once: the target table and its hash index exist.
+      const owner = new Engine({ url: db.url, pipelines: [pipeline()] });
+      await owner.register();
+      await owner.stop();
+      await db.pool.query(`GRANT SELECT ON lp_wdocs TO ${WORKER}; GRANT SELECT, INSERT, UPDATE, DELETE ON lp_wdocs_embeddings TO ${WORKER}`);
+      let logs = '';
+      const sink = new Writable({ write: (chunk: Buffer, _enc, cb) => { logs += chunk.toString(); cb(); } });
+      const worker = new Engine({ url: urlAs(WORKER), pipelines: [pipeline()], log: createLogger({ level: 'info', destination: sink }), pollIntervalMs: 50 });
+      try {
+        await worker.register(); // before: "permission denied for schema public" from CREATE TABLE IF NOT EXISTS
+        await worker.runWorkers();
+        await worker.startMany('lp-embed-worker', [1, 2, 3, 4, 5].map((id) => ({ input: { op: 'backfill', table: 'public.lp_wdocs', key: { id } }, key: String(id) })));
+        await waitFor('5 documents embedded by the worker role', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'lp-embed-worker' AND status = 'completed'`)).rows[0].n === 5, 20_000, 50);
+        expect((await db.pool.query(`SELECT count(DISTINCT source_key)::int AS n FROM lp_wdocs_embeddings`)).rows[0].n).toBe(5);
+      } finally {
+        await worker.stop();
+      }
+      // Its maintenance (every 15 s) finds rows and no HNSW index, and cannot build one: one
+      // warning with the statement to run, however often it looks, and no error.
+      const target = { table: { schema: 'public', name: 'lp_wdocs_embeddings' }, dimensions: 8 };
+      const maintenanceLog = createLogger({ level: 'info', destination: sink });
+      expect(await maybeBuildIndex(urlAs(WORKER), target, maintenanceLog)).toBe(false);
+      expect(await maybeBuildIndex(urlAs(WORKER), target, maintenanceLog)).toBe(false);
+      const lines = logs.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(lines.filter((l) => l.msg.startsWith('cannot build the HNSW index'))).toHaveLength(1);
+      expect(lines.find((l) => l.msg.startsWith('cannot build the HNSW index'))!.msg).toContain('CREATE INDEX CONCURRENTLY "lp_wdocs_embeddings_embedding_hnsw" ON "public"."lp_wdocs_embeddings"');
+      expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    } finally {
+      await server.stop();
     }
   });
 

@@ -134,7 +134,8 @@ describe('walflow run', () => {
     await waitFor('the slot to be released', async () => !(await db.pool.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows[0].active);
     const { json } = await walflowJson<{ replication: Record<string, unknown>[]; workers: unknown[] }>(['status'], env);
     expect(json.workers).toEqual([]);
-    expect(json.replication[0]).toMatchObject({ slot, active: false, leader_health: 'stale' });
+    // A clean stop clears the leader: nobody leads, rather than a leader that went quiet.
+    expect(json.replication[0]).toMatchObject({ slot, active: false, leader: null, leader_health: 'none' });
     await expect(get('/healthz')).rejects.toThrow();
   });
 });
