@@ -46,12 +46,8 @@ async function tryAs(role: string, sql: string, params: unknown[] = []): Promise
   return as(role, (c) => c.query(sql, params).then(() => 'ok', (e: Error) => e.message));
 }
 
-/** The grants docs/guarantees.md lists for an application role that starts runs. */
-const APP_GRANTS = (role: string) => [
-  `GRANT USAGE ON SCHEMA walflow TO ${role}`,
-  `GRANT SELECT ON walflow.pipelines TO ${role}`,
-  `GRANT SELECT, INSERT, UPDATE ON walflow.runs TO ${role}`,
-];
+/** The grant docs/guarantees.md lists for an application role that starts runs. */
+const APP_GRANTS = (role: string) => [`GRANT USAGE ON SCHEMA walflow TO ${role}`];
 /** ...and for worker and replication processes (after the schema owner ran `walflow migrate`). */
 const PROCESS_GRANTS = (role: string) => [
   `GRANT USAGE ON SCHEMA walflow TO ${role}`,
@@ -78,11 +74,11 @@ afterAll(async () => {
 });
 
 describe('least privilege', () => {
-  it('walflow.start needs USAGE on schema walflow, SELECT on walflow.pipelines and SELECT, INSERT, UPDATE on walflow.runs — and each one', async () => {
+  it('walflow.start needs only USAGE on schema walflow, and gives the caller no access to walflow\'s tables', async () => {
     const start = (key: string) => tryAs(APP, `SELECT walflow.start('lp-p', '{"n": 1}', $1)`, [key]);
     expect(await start('k0')).toBe('permission denied for schema walflow');
     for (const g of APP_GRANTS(APP)) await db.pool.query(g);
-    // A new key, the same key again (supersedes the queued run: needs UPDATE), a repeated dedupe id.
+    // A new key, the same key again (supersedes the queued run), a repeated dedupe id, a batch.
     expect(await start('k1')).toBe('ok');
     expect(await start('k1')).toBe('ok');
     const ids = await as(APP, async (c) => [
@@ -90,29 +86,24 @@ describe('least privilege', () => {
       (await c.query(`SELECT walflow.start('lp-p', '{}', 'k2', 'd-1') AS id`)).rows[0].id,
     ]);
     expect(ids[0]).toBe(ids[1]);
+    expect(await tryAs(APP, `SELECT count(*) FROM walflow.start_batch('lp-p', '[{"input": {}, "key": "k3"}, {"input": {}, "key": "k4"}]')`)).toBe('ok');
     expect((await db.pool.query(`SELECT status, count(*)::int AS n FROM walflow.runs WHERE key = 'k1' GROUP BY 1 ORDER BY 1`)).rows).toEqual([
       { status: 'queued', n: 1 }, { status: 'superseded', n: 1 },
     ]);
-    // Nothing else of walflow's: not the checkpoints, not the replication state.
+    // Its errors are still its own: an unknown pipeline, a NULL input.
+    expect(await tryAs(APP, `SELECT walflow.start('no-such', '{}')`)).toBe('walflow: unknown pipeline "no-such"');
+    // Nothing of walflow's to read or change directly: not other runs, not checkpoints, not the replication state.
+    expect(await tryAs(APP, `SELECT count(*) FROM walflow.runs`)).toBe('permission denied for table runs');
+    expect(await tryAs(APP, `UPDATE walflow.runs SET status = 'cancelled'`)).toBe('permission denied for table runs');
     expect(await tryAs(APP, `SELECT count(*) FROM walflow.steps`)).toBe('permission denied for table steps');
     expect(await tryAs(APP, `SELECT count(*) FROM walflow.replication_state`)).toBe('permission denied for table replication_state');
-
-    // Each grant is needed. UPDATE only shows when a start supersedes a queued run of the same key:
-    // a role without it works in a quick try and fails later.
-    await db.pool.query(`REVOKE UPDATE ON walflow.runs FROM ${APP}`);
-    expect(await start('k3')).toBe('ok');
-    expect(await start('k3')).toBe('permission denied for table runs');
-    await db.pool.query(`GRANT UPDATE ON walflow.runs TO ${APP}; REVOKE INSERT ON walflow.runs FROM ${APP}`);
-    expect(await start('k4')).toBe('permission denied for table runs');
-    await db.pool.query(`GRANT INSERT ON walflow.runs TO ${APP}; REVOKE SELECT ON walflow.runs FROM ${APP}`);
-    expect(await start('k5')).toBe('permission denied for table runs');
-    await db.pool.query(`GRANT SELECT ON walflow.runs TO ${APP}; REVOKE SELECT ON walflow.pipelines FROM ${APP}`);
-    expect(await start('k6')).toBe('permission denied for table pipelines');
-    await db.pool.query(`GRANT SELECT ON walflow.pipelines TO ${APP}`);
-    expect(await start('k7')).toBe('ok');
-    // The functions themselves are executable by PUBLIC (PostgreSQL's default for new functions).
-    const { rows } = await db.pool.query(`SELECT has_function_privilege('public', 'walflow.start(text, jsonb, text, text)', 'EXECUTE') AS pub`);
-    expect(rows[0].pub).toBe(true);
+    // Owner's rights with a pinned search path: nothing in the caller's path can stand in for what they use.
+    const { rows } = await db.pool.query(`SELECT p.proname, p.prosecdef, p.proconfig FROM pg_proc p
+      WHERE p.oid IN ('walflow.start(text, jsonb, text, text)'::regprocedure, 'walflow.start_batch(text, jsonb)'::regprocedure) ORDER BY 1`);
+    expect(rows).toEqual([
+      { proname: 'start', prosecdef: true, proconfig: ['search_path=pg_catalog, pg_temp'] },
+      { proname: 'start_batch', prosecdef: true, proconfig: ['search_path=pg_catalog, pg_temp'] },
+    ]);
   });
 
   it('a worker process runs as a role with only DML on schema walflow and its own tables: no CREATE, no REPLICATION, not an owner', async () => {
