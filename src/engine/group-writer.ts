@@ -3,8 +3,8 @@
 // of per-run checkpoints into a handful of statements per second, with no added latency when idle.
 
 export interface GroupWriterOptions<T> {
-  /** Writes a batch; says which item ids took effect. */
-  write: (items: T[]) => Promise<{ has(id: string): boolean }>;
+  /** Writes a batch; says which item ids took effect, and which failed because of themselves. */
+  write: (items: T[]) => Promise<{ has(id: string): boolean; errorOf?(id: string): Error | undefined }>;
   idOf: (item: T) => string;
   maxBatch: number;
   /** Statements in flight at once (each uses its own connection). */
@@ -23,7 +23,7 @@ export class GroupWriter<T> {
 
   constructor(private readonly opts: GroupWriterOptions<T>) {}
 
-  /** Resolves true when the item was written, false when the write was fenced off. */
+  /** Resolves true when the item was written, false when the write was fenced off; rejects when the item itself could not be written, or the whole write failed. */
   submit(item: T): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
@@ -46,7 +46,12 @@ export class GroupWriter<T> {
   private async flush(batch: Pending<T>[]): Promise<void> {
     try {
       const applied = await this.opts.write(batch.map((p) => p.item));
-      for (const p of batch) p.resolve(applied.has(this.opts.idOf(p.item)));
+      for (const p of batch) {
+        const id = this.opts.idOf(p.item);
+        const error = applied.errorOf?.(id);
+        if (error) p.reject(error);
+        else p.resolve(applied.has(id));
+      }
     } catch (err) {
       for (const p of batch) p.reject(err);
     } finally {

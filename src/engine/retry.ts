@@ -14,6 +14,11 @@ export class NonRetryableError extends Error {
   readonly retryable = false;
 }
 
+/** A step returned something that cannot be stored as JSON (a BigInt, a cycle): a bug, not retried. */
+export class OutputNotJsonError extends NonRetryableError {
+  override name = 'OutputNotJsonError';
+}
+
 /** A step attempt that ran past its timeoutMs. Retryable. */
 export class StepTimeoutError extends Error {
   override name = 'StepTimeoutError';

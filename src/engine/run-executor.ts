@@ -6,7 +6,7 @@ import type { Pipeline } from '../pipeline/define.js';
 import type { Json, StepDefinition } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import type { GroupWriter } from './group-writer.js';
-import { backoffMs, isRetryable, maxAttempts, NonRetryableError, StepTimeoutError, toStoredError } from './retry.js';
+import { backoffMs, isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
 import { completeRuns, releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
@@ -80,15 +80,23 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     if (outcome.tx) {
       // The step wrote through ctx.tx: its checkpoint goes into the same transaction.
       try {
-        owned = (await writeCheckpoints(outcome.tx, [item], true)).has(run.id);
+        const applied = await writeCheckpoints(outcome.tx, [item], true);
+        const invalid = applied.errorOf?.(run.id);
+        if (invalid) throw invalid;
+        owned = applied.has(run.id);
         await finishTx(outcome.tx, owned, false);
       } catch (err) {
         await finishTx(outcome.tx, false, false).catch(() => undefined);
         if (control.aborted) return 'lost';
-        return fail(run, step, i, err, attempt, started, deps, true);
+        return fail(run, step, i, err, attempt, started, deps, !(err instanceof OutputNotJsonError));
       }
     } else {
-      owned = await deps.checkpoints.submit(item);
+      try {
+        owned = await deps.checkpoints.submit(item);
+      } catch (err) {
+        if (!(err instanceof OutputNotJsonError)) throw err; // the database: the lease will expire and the run resume
+        return fail(run, step, i, err, attempt, started, deps, false);
+      }
     }
     if (!owned) {
       // Cancelled, requeued after our lease expired, or another worker committed this step first.

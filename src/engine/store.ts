@@ -3,7 +3,7 @@
 import type pg from 'pg';
 import type { Json } from '../pipeline/types.js';
 import { boolArray, plainArray, textArray } from './pg-arrays.js';
-import type { StoredError } from './retry.js';
+import { OutputNotJsonError, type StoredError } from './retry.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'> | pg.Pool;
 
@@ -86,7 +86,7 @@ RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, m.output AS
 function checkpointSql(onConflict: string, result: string): string {
   return `
 WITH d AS (
-  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::int[], $6::int[], $7::boolean[])
+  SELECT * FROM ROWS FROM (unnest($1::uuid[], $2::int[], $3::text[]), jsonb_array_elements($4::jsonb), unnest($5::int[], $6::int[], $7::boolean[]))
     AS x(run_id, step_index, step, output, attempts, duration_ms, final)
 ), ins AS (
   INSERT INTO walflow.steps (run_id, step_index, step, output, attempts, started_at, finished_at)
@@ -109,9 +109,33 @@ ${result}`;
 const CHECKPOINT_FAST = checkpointSql('', 'SELECT d.run_id FROM d JOIN walflow.cancelled_running c ON c.run_id = d.run_id');
 const CHECKPOINT_SAFE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHING', 'SELECT run_id FROM ins');
 
-/** Which checkpoints of a batch took effect. */
+/** Which checkpoints of a batch took effect, and which could not be written because of their item. */
 export interface Applied {
   has(runId: string): boolean;
+  errorOf?(runId: string): Error | undefined;
+}
+
+/**
+ * The outputs as one JSON array. An output JSON cannot hold (a BigInt, a cycle) must fail its own
+ * step, not the whole batch: such items are left out and reported.
+ */
+function outputsJson(items: CheckpointItem[]): { json: string; valid: CheckpointItem[]; invalid: Map<string, Error> } {
+  try {
+    return { json: JSON.stringify(items.map((i) => i.output ?? null)), valid: items, invalid: new Map() };
+  } catch {
+    const invalid = new Map<string, Error>();
+    const parts: string[] = [];
+    const valid: CheckpointItem[] = [];
+    for (const i of items) {
+      try {
+        parts.push(JSON.stringify(i.output ?? null));
+        valid.push(i);
+      } catch (err) {
+        invalid.set(i.run_id, new OutputNotJsonError(`step "${i.step}" returned a value that cannot be stored as JSON: ${(err as Error).message}`));
+      }
+    }
+    return { json: `[${parts.join(',')}]`, valid, invalid };
+  }
 }
 
 /** Failed attempts: fenced on the lease, since they change what happens to the run next. */
@@ -146,13 +170,23 @@ export async function claimRuns(db: Queryable, pipeline: string, limit: number, 
  * Writes checkpoints; returns the ids whose checkpoint took effect. `inTransaction`: the caller's
  * transaction (a step's ctx.tx) must survive a conflict, so the safe form is used directly.
  */
-export async function writeCheckpoints(db: Queryable, items: CheckpointItem[], inTransaction = false): Promise<Applied> {
-  // Column arrays rather than one JSON document: Postgres parses them about a third faster.
+export async function writeCheckpoints(db: Queryable, all: CheckpointItem[], inTransaction = false): Promise<Applied> {
+  const { json, valid: items, invalid } = outputsJson(all);
+  const applied = await writeValid(db, items, json, inTransaction);
+  if (invalid.size === 0) return applied;
+  return { has: (id) => !invalid.has(id) && applied.has(id), errorOf: (id) => invalid.get(id) };
+}
+
+async function writeValid(db: Queryable, items: CheckpointItem[], outputs: string, inTransaction: boolean): Promise<Applied> {
+  if (items.length === 0) return NONE;
+  // Column arrays rather than one JSON document of records: Postgres parses them about a third
+  // faster. The outputs, though, go as one JSON array: one stringify and one parse, where a jsonb[]
+  // literal costs an escape in Node and an unescape plus a parse per element in Postgres.
   const params = [
     plainArray(items.map((i) => i.run_id)),
     plainArray(items.map((i) => i.step_index)),
     textArray(items.map((i) => i.step)),
-    textArray(items.map((i) => JSON.stringify(i.output ?? null))),
+    outputs,
     plainArray(items.map((i) => i.attempts)),
     plainArray(items.map((i) => i.duration_ms)),
     boolArray(items.map((i) => i.final)),
@@ -172,6 +206,7 @@ export async function writeCheckpoints(db: Queryable, items: CheckpointItem[], i
 }
 
 const ALL: Applied = { has: () => true };
+const NONE: Applied = { has: () => false };
 
 /**
  * Completes runs whose every step is checkpointed but that are not marked completed: the last

@@ -148,3 +148,27 @@ describe('checkpoint fences', () => {
     expect((await db.pool.query('SELECT walflow.result($1) AS r', [id])).rows[0].r).toEqual({ final: true });
   });
 });
+
+describe('step outputs', () => {
+  it('an output that cannot be stored as JSON fails its own run at once, with the reason; the runs checkpointed with it are untouched', async () => {
+    const p = definePipeline<{ n: number }>({
+      name: 'outputs',
+      steps: [
+        { name: 'make', run: (_ctx, i: { n: number }) => (i.n === 3 ? { big: BigInt(1) } : { n: i.n }) },
+        { name: 'tx', run: async (ctx, i: { n: number }) => {
+          await (await ctx.tx()).query('SELECT 1');
+          return i.n === 4 ? { big: BigInt(2) } : i;
+        } },
+      ],
+    });
+    const e = await engineFor(p);
+    const ids = await Promise.all([1, 2, 3, 4, 5].map((n) => e.start('outputs', { n })));
+    await e.runWorkers();
+    await waitFor('every run to end', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'outputs' AND status IN ('completed', 'failed')`)).rows[0].n === 5);
+    const { rows } = await db.pool.query(`SELECT id, status, attempt, error->>'message' AS message FROM walflow.runs WHERE pipeline = 'outputs'`);
+    const byId = new Map(rows.map((r) => [r.id as string, r]));
+    for (const n of [1, 2, 5]) expect(byId.get(ids[n - 1]!)).toMatchObject({ status: 'completed' });
+    expect(byId.get(ids[2]!)).toMatchObject({ status: 'failed', attempt: 1, message: expect.stringMatching(/^step "make" returned a value that cannot be stored as JSON: .*BigInt/) });
+    expect(byId.get(ids[3]!)).toMatchObject({ status: 'failed', attempt: 1, message: expect.stringMatching(/^step "tx" returned a value that cannot be stored as JSON/) });
+  });
+});
