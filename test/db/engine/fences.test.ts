@@ -151,7 +151,7 @@ describe('checkpoint fences', () => {
 
 describe('step outputs', () => {
   it('an output that cannot be stored as JSON fails its own run at once, with the reason; the runs checkpointed with it are untouched', async () => {
-    const p = definePipeline<{ n: number }>({
+    const p = definePipeline({
       name: 'outputs',
       steps: [
         { name: 'make', run: (_ctx, i: { n: number }) => (i.n === 3 ? { big: BigInt(1) } : { n: i.n }) },
