@@ -37,6 +37,13 @@ export interface EmbeddingPipelineOptions {
   batch?: { maxItems: number; maxWaitMs: number };
   /** Source events to react to (default all: insert, update, delete, truncate). */
   columns?: string[];
+  /**
+   * The HNSW index is built (CONCURRENTLY) once the target has this many rows, or as soon as the
+   * pipeline has no unfinished runs, whichever comes first. Default 100,000: below that an exact
+   * scan answers quickly, and an index built after a bulk load costs far less than inserting every
+   * vector of the load into the graph one by one.
+   */
+  indexMinRows?: number;
 }
 
 /** A run's input: a WAL change, or a backfill of one key. */
@@ -175,7 +182,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
       await ensureTarget(db, targetSpec);
       await resolveKey(db);
     },
-    maintenance: { everyMs: 15_000, run: async ({ url, log }) => void (await maybeBuildIndex(url, targetSpec, log)) },
+    maintenance: { everyMs: 15_000, run: async ({ url, log }) => void (await maybeBuildIndex(url, targetSpec, log, { pipeline: o.name, minRows: o.indexMinRows ?? 100_000 })) },
     close: async () => {
       const l = lease;
       lease = undefined;

@@ -87,27 +87,39 @@ export function hnswIndexName(table: string): string {
   return prefix + suffix;
 }
 
+export interface IndexPolicy {
+  /** Whose backlog to wait for. */
+  pipeline: string;
+  /** Build at this many rows even while runs are still queued. */
+  minRows: number;
+}
+
 /**
- * Builds the HNSW index CONCURRENTLY (outside any transaction, on its own connection) as soon as
- * the table has rows, without waiting for the queue to drain. One process does it at a time.
+ * Builds the HNSW index CONCURRENTLY (outside any transaction, on its own connection) once the
+ * table has `minRows` rows, or has rows and the pipeline has no unfinished run (a backfill or a
+ * burst is done): bulk-building after a load is much cheaper than growing the graph vector by
+ * vector while the load runs. One process does it at a time.
  */
 const notOwnerWarned = new Set<string>();
 
-export async function maybeBuildIndex(url: string, t: TargetSpec, log: Logger): Promise<boolean> {
+export async function maybeBuildIndex(url: string, t: TargetSpec, log: Logger, policy: IndexPolicy): Promise<boolean> {
   const name = hnswIndexName(t.table.name);
   const c = new pg.Client({ connectionString: url });
   c.on('error', () => undefined); // a server restart mid-build: the failing query reports it, the process lives
   await c.connect();
   try {
-    const { rows } = await c.query<{ valid: boolean | null; has_rows: boolean; owner: boolean }>(
+    const { rows } = await c.query<{ valid: boolean | null; rows: number; busy: boolean; owner: boolean }>(
       `SELECT (SELECT i.indisvalid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                 WHERE i.indrelid = $1::regclass AND ic.relname = $2) AS valid,
-              EXISTS (SELECT 1 FROM ${qualifiedIdent(t.table)} LIMIT 1) AS has_rows,
+              (SELECT count(*)::int FROM (SELECT 1 FROM ${qualifiedIdent(t.table)} LIMIT $3) x) AS rows,
+              EXISTS (SELECT 1 FROM walflow.runs WHERE pipeline = $4 AND status IN ('queued', 'waiting'))
+                OR EXISTS (SELECT 1 FROM walflow.runs WHERE pipeline = $4 AND status = 'running') AS busy,
               pg_has_role((SELECT relowner FROM pg_class WHERE oid = $1::regclass), 'USAGE') AS owner`,
-      [qualifiedIdent(t.table), name],
+      [qualifiedIdent(t.table), name, Math.max(1, policy.minRows), policy.pipeline],
     );
     const state = rows[0]!;
-    if (state.valid === true || !state.has_rows) return false;
+    if (state.valid === true || state.rows === 0) return false;
+    if (state.rows < policy.minRows && state.busy) return false; // after the load
     if (!state.owner) {
       // A least-privilege worker role may write the target but not index it: say so once.
       if (!notOwnerWarned.has(name)) {

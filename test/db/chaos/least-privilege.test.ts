@@ -205,8 +205,8 @@ describe('least privilege', () => {
       // warning with the statement to run, however often it looks, and no error.
       const target = { table: { schema: 'public', name: 'lp_wdocs_embeddings' }, dimensions: 8 };
       const maintenanceLog = createLogger({ level: 'info', destination: sink });
-      expect(await maybeBuildIndex(urlAs(WORKER), target, maintenanceLog)).toBe(false);
-      expect(await maybeBuildIndex(urlAs(WORKER), target, maintenanceLog)).toBe(false);
+      expect(await maybeBuildIndex(urlAs(WORKER), target, maintenanceLog, { pipeline: 'lp-embed-worker', minRows: 1 })).toBe(false);
+      expect(await maybeBuildIndex(urlAs(WORKER), target, maintenanceLog, { pipeline: 'lp-embed-worker', minRows: 1 })).toBe(false);
       const lines = logs.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string });
       expect(lines.filter((l) => l.msg.startsWith('cannot build the HNSW index'))).toHaveLength(1);
       expect(lines.find((l) => l.msg.startsWith('cannot build the HNSW index'))!.msg).toContain('CREATE INDEX CONCURRENTLY "lp_wdocs_embeddings_embedding_hnsw" ON "public"."lp_wdocs_embeddings"');
