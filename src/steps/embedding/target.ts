@@ -1,5 +1,5 @@
 // The embeddings table a pipeline keeps in sync: created if missing, written per source row in the
-// upsert step's transaction, and indexed (HNSW, cosine) once it has rows.
+// upsert step's transaction, and indexed (HNSW, cosine) once a load is done or it is large.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -59,15 +59,20 @@ export async function ensureTarget(db: Queryable, t: TargetSpec): Promise<void> 
 /** PostgreSQL truncates identifiers to 63 bytes; a name we look up later must fit as written. */
 const MAX_IDENTIFIER_BYTES = 63;
 
-/** The name PostgreSQL stores for `name`: cut to 63 bytes on a character boundary. */
-export function truncateIdentifier(name: string): string {
-  if (Buffer.byteLength(name, 'utf8') <= MAX_IDENTIFIER_BYTES) return name;
+/** The longest prefix of `s` that fits in `maxBytes` of UTF-8, cut on a character boundary. */
+function cutToBytes(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s, 'utf8') <= maxBytes) return s;
   let out = '';
-  for (const ch of name) {
-    if (Buffer.byteLength(out + ch, 'utf8') > MAX_IDENTIFIER_BYTES) break;
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch, 'utf8') > maxBytes) break;
     out += ch;
   }
   return out;
+}
+
+/** The name PostgreSQL stores for `name`: cut to 63 bytes on a character boundary. */
+export function truncateIdentifier(name: string): string {
+  return cutToBytes(name, MAX_IDENTIFIER_BYTES);
 }
 
 /**
@@ -79,12 +84,7 @@ export function hnswIndexName(table: string): string {
   const full = `${table}_embedding_hnsw`;
   if (Buffer.byteLength(full, 'utf8') <= MAX_IDENTIFIER_BYTES) return full;
   const suffix = `_${createHash('sha256').update(full).digest('hex').slice(0, 8)}_hnsw`;
-  let prefix = '';
-  for (const ch of table) {
-    if (Buffer.byteLength(prefix + ch, 'utf8') + suffix.length > MAX_IDENTIFIER_BYTES) break;
-    prefix += ch;
-  }
-  return prefix + suffix;
+  return cutToBytes(table, MAX_IDENTIFIER_BYTES - suffix.length) + suffix;
 }
 
 export interface IndexPolicy {
@@ -94,14 +94,15 @@ export interface IndexPolicy {
   minRows: number;
 }
 
+/** Indexes a role that does not own them could not build: reported once per process. */
+const notOwnerWarned = new Set<string>();
+
 /**
  * Builds the HNSW index CONCURRENTLY (outside any transaction, on its own connection) once the
  * table has `minRows` rows, or has rows and the pipeline has no unfinished run (a backfill or a
  * burst is done): bulk-building after a load is much cheaper than growing the graph vector by
  * vector while the load runs. One process does it at a time.
  */
-const notOwnerWarned = new Set<string>();
-
 export async function maybeBuildIndex(url: string, t: TargetSpec, log: Logger, policy: IndexPolicy): Promise<boolean> {
   const name = hnswIndexName(t.table.name);
   const c = new pg.Client({ connectionString: url });
