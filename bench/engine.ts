@@ -68,6 +68,13 @@ async function baseline(url: string, rows: number): Promise<number> {
   return (rows / ms) * 1000;
 }
 
+async function analyzeRuns(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query('ANALYZE walflow.runs');
+  await c.end();
+}
+
 const db = await benchDatabase('wf_bench_engine');
 try {
   const setup = new Engine({ url: db.url, pipelines: [pipeline] });
@@ -81,6 +88,9 @@ try {
 
   const backlogStartMs = await enqueue(setup, BACKLOG);
   await setup.stop();
+  // A backlog that has sat for a while has been analyzed by autovacuum: drain it with the
+  // statistics a production queue has, not those of a table that was empty a second ago.
+  await analyzeRuns(db.url);
   const backlog = await drain(db.url, BACKLOG);
 
   const runsPerS = (RUNS / main.ms) * 1000;

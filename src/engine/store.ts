@@ -40,14 +40,19 @@ export interface FailureItem {
   retry_at: string | null;
 }
 
-const CLAIM = `
+/** Exported for the plan test (test/db/engine/claim-plan.test.ts). */
+export const CLAIM_SQL = `
 WITH candidates AS (
   SELECT r.id, r.started_at FROM walflow.runs r
   WHERE r.status IN ('queued', 'waiting') AND r.run_at <= now()
     AND r.pipeline = $1
     -- One run per key at a time, in start order: only the oldest unfinished run of a key is
     -- runnable. (A scalar subquery keeps this a per-row index probe whatever the statistics say.)
-    AND (r.key IS NULL OR r.seq = (
+    -- "<=" means "=" here (r is itself unfinished, so the minimum is at most r.seq), but the planner
+    -- guesses that "=" keeps 0.5% of the rows: with analyzed statistics it then sorts the whole
+    -- queue instead of reading it in index order (measured: 0.3-0.7 s instead of 25-40 ms per
+    -- 1,000 claimed from a 150,000-run backlog). For "<=" it guesses a third.
+    AND (r.key IS NULL OR r.seq <= (
       SELECT min(o.seq) FROM walflow.runs o
       WHERE o.key = r.key AND o.pipeline = r.pipeline AND o.status IN ('queued', 'waiting', 'running')))
   ORDER BY r.run_at, r.seq
@@ -162,7 +167,7 @@ RETURNING s.run_id`;
 
 /** Claims up to `limit` runnable runs of one pipeline (per-pipeline claims keep one pipeline's backlog from starving another). */
 export async function claimRuns(db: Queryable, pipeline: string, limit: number, owner: string, leaseMs: number): Promise<ClaimedRun[]> {
-  const { rows } = await db.query<ClaimedRun>(CLAIM, [pipeline, limit, owner, leaseMs]);
+  const { rows } = await db.query<ClaimedRun>(CLAIM_SQL, [pipeline, limit, owner, leaseMs]);
   return rows;
 }
 
