@@ -3,6 +3,7 @@
 import pg from 'pg';
 import { Engine } from '../src/engine/engine.js';
 import { definePipeline } from '../src/pipeline/define.js';
+import { engineSqlCeiling } from './engine-sql-ceiling.js';
 import { benchDatabase, machine, printTable, RssSampler } from './harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20_000);
@@ -86,6 +87,10 @@ try {
   const rowsWritten = RUNS * (1 + STEPS);
   const baselineRowsPerS = await baseline(db.url, rowsWritten);
 
+  // The same number of runs again, completed by the engine's SQL alone (no Node): the ceiling.
+  await enqueue(setup, RUNS);
+  const sqlCeilingRunsPerS = await engineSqlCeiling(db.url, 'noop3', RUNS, STEPS);
+
   const backlogStartMs = await enqueue(setup, BACKLOG);
   await setup.stop();
   // A backlog that has sat for a while has been analyzed by autovacuum: drain it with the
@@ -100,6 +105,7 @@ try {
     { measure: `complete ${RUNS} 3-step runs`, value: Math.round(runsPerS), unit: 'runs/s' },
     { measure: 'bookkeeping rows written by walflow', value: Math.round(walflowRowsPerS), unit: 'rows/s' },
     { measure: 'baseline: 1,000-row INSERTs, one client', value: Math.round(baselineRowsPerS), unit: 'rows/s' },
+    { measure: "engine's SQL alone, 2 connections, no Node", value: Math.round(sqlCeilingRunsPerS), unit: 'runs/s' },
     { measure: `start ${BACKLOG} runs (backlog)`, value: Math.round((BACKLOG / backlogStartMs) * 1000), unit: 'runs/s' },
     { measure: `complete ${BACKLOG} queued runs`, value: Math.round((BACKLOG / backlog.ms) * 1000), unit: 'runs/s' },
     { measure: `peak RSS, ${BACKLOG} queued`, value: backlog.rssMb, unit: 'MB' },
@@ -110,6 +116,8 @@ try {
     runs_per_s: Math.round(runsPerS),
     baseline_rows_per_s: Math.round(baselineRowsPerS),
     ratio: Number((walflowRowsPerS / baselineRowsPerS).toFixed(3)),
+    sql_ceiling_runs_per_s: Math.round(sqlCeilingRunsPerS),
+    ratio_to_sql_ceiling: Number((runsPerS / sqlCeilingRunsPerS).toFixed(3)),
     start_runs_per_s: Math.round((RUNS / startMs) * 1000),
     backlog_runs: BACKLOG,
     backlog_runs_per_s: Math.round((BACKLOG / backlog.ms) * 1000),

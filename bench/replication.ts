@@ -4,7 +4,8 @@
 // unpublished table, (2) commit → last committed run start for the same INSERT into a source table,
 // (3) commit-to-run-start latency of 1,000 single-row commits spaced 10 ms apart (run created_at
 // vs the source row's clock_timestamp()), and optionally (4) a burst with a slow consumer and a
-// watermark. Prints a table, then one JSON object as the last line.
+// watermark. Also (1b): the ceiling of run starts alone (run rows inserted inside the server, two
+// connections, no decoding, no Node). Prints a table, then one JSON object as the last line.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,31 @@ async function waitUntil(fn: () => boolean | Promise<boolean>, timeoutMs: number
   }
 }
 
+async function runInsertCeiling(url: string, rows: number): Promise<number> {
+  const clients = await Promise.all([0, 1].map(async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    return c;
+  }));
+  const t0 = performance.now();
+  await Promise.all(clients.map(async (c, lane) => {
+    for (let from = 1 + lane * 1000; from <= rows; from += 2000) {
+      await c.query(
+        // Ids made outside the server, time-ordered, like the writer's UUIDv7s.
+        `INSERT INTO walflow.runs (id, pipeline, pipeline_version, key, input, dedupe_id, source_lsn, source_index)
+         SELECT lpad(to_hex(g), 32, '0')::uuid, 'bench', 'v1', g::text, jsonb_build_object('id', g, 'payload', md5(g::text), 'created', clock_timestamp()),
+                '0/1000000:' || g, '0/1000000', g
+           FROM generate_series($1::bigint, $2::bigint) g`,
+        [from, Math.min(from + 999, rows)],
+      );
+    }
+  }));
+  const perS = Math.round(rows / ((performance.now() - t0) / 1000));
+  await clients[0]!.query('TRUNCATE walflow.runs');
+  await Promise.all(clients.map((c) => c.end()));
+  return perS;
+}
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-bench-'));
 fs.chmodSync(dir, 0o755);
 const cluster = new EmbeddedCluster({ dataDir: path.join(dir, 'data'), settings: { fsync: args.fsync, max_connections: 50 } });
@@ -71,6 +97,11 @@ try {
   let t = performance.now();
   await insert('bench_raw', 1, ROWS);
   results.raw_insert_rows_per_s = Math.round(ROWS / ((performance.now() - t) / 1000));
+
+  // (1b) The ceiling of the run starts themselves: the same number of run rows, shaped like the
+  // writer's (input, key, dedupe id, source position), inserted inside the server by two
+  // connections in 1,000-row statements: no WAL decoding, no Node. Removed before (2).
+  results.run_insert_ceiling_rows_per_s = await runInsertCeiling(url, ROWS);
 
   const src = new ReplicationSource({
     url,
