@@ -31,6 +31,8 @@ export async function resolveDatabaseUrl(config: WalflowConfig): Promise<string>
 
 const friendly: Record<string, string> = {
   ECONNREFUSED: 'connection refused: is PostgreSQL running there? (`walflow db start` runs the embedded one)',
+  // A Unix socket that is not there: the server is not running (or listens on another port).
+  ENOENT: 'no server socket there: is PostgreSQL running? (`walflow db start` runs the embedded one)',
   ENOTFOUND: 'host not found: check the host name in DATABASE_URL',
   ETIMEDOUT: 'connection timed out: check host, port and firewall',
   '28P01': 'password authentication failed: check the user and password in DATABASE_URL',
@@ -46,7 +48,7 @@ export function explainConnectError(err: unknown, url: string): unknown {
   let where = redactSecrets(url);
   try {
     const u = new URL(url);
-    where = `${u.hostname}:${u.port || 5432}${u.pathname}`;
+    where = `${decodeURIComponent(u.hostname)}:${u.port || 5432}${u.pathname}`; // a socket directory arrives %-encoded
   } catch {
     /* keep the redacted URL */
   }

