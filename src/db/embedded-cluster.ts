@@ -29,7 +29,7 @@ export interface ClusterStatus {
   running: boolean;
   /** Over TCP on 127.0.0.1: for people and tools. */
   url?: string;
-  /** Over the Unix socket: what walflow's own processes use. */
+  /** Over the Unix socket (see socketUrlFor). */
   socketUrl?: string;
   dataDir: string;
 }
@@ -159,8 +159,10 @@ export class EmbeddedCluster {
   }
 
   /**
-   * The same database over the Unix socket. walflow's processes run on this machine, and the socket
-   * skips the TCP stack on both ends (measured: about 10% more engine throughput than 127.0.0.1).
+   * The same database over the Unix socket. Not walflow's default: workers gain about 10% engine
+   * throughput through it, but the replication stream over a Unix socket showed a 120-260 ms p99
+   * commit-to-run latency where TCP gives 11-12 ms (bench:replication, 2026-11-30), cause unknown.
+   * A workers-only process (`walflow run --no-replication`) may use it as its DATABASE_URL.
    */
   socketUrlFor(state: ClusterState, database = state.database): string {
     return `postgresql://${state.user}@${encodeURIComponent(state.socketDir ?? this.dataDir)}:${state.port}/${encodeURIComponent(database)}`;
@@ -182,12 +184,12 @@ export class EmbeddedCluster {
     return { initialized: this.isInitialized(), running, dataDir: this.dataDir, ...(state ? { url: this.urlFor(state), socketUrl: this.socketUrlFor(state) } : {}) };
   }
 
-  /** Creates (first time) and starts the cluster; returns its connection URL over the Unix socket. Idempotent. */
+  /** Creates (first time) and starts the cluster; returns its connection URL (TCP). Idempotent. */
   async start(): Promise<string> {
     assertPgvectorInstalled(this.bins);
     if (!this.isInitialized()) await this.init();
     const state = this.readState()!;
-    if (await this.isRunning()) return this.socketUrlFor(state);
+    if (await this.isRunning()) return this.urlFor(state);
     // A socket directory under /tmp may have been cleaned away since the last start.
     if (state.socketDir && state.socketDir !== this.dataDir) this.makeSocketDir(state.socketDir);
     if (!(await portIsFree(state.port))) {
@@ -202,7 +204,7 @@ export class EmbeddedCluster {
       throw new UserError(`could not start PostgreSQL in ${this.dataDir}: ${(err as Error).message}${log ? `\n${log}` : ''}`);
     }
     await this.ensureDatabase(state);
-    return this.socketUrlFor(state);
+    return this.urlFor(state);
   }
 
   async stop(mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<boolean> {

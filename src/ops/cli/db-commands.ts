@@ -26,8 +26,8 @@ export function registerDbCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
       const cluster = embedded();
-      const socketUrl = await cluster.start();
-      const url = cluster.urlFor(cluster.readState()!);
+      const url = await cluster.start();
+      const socketUrl = cluster.socketUrlFor(cluster.readState()!);
       print(!!opts.json, { url, socketUrl, dataDir: cluster.dataDir }, url);
     });
 

@@ -1,6 +1,6 @@
 // The embedded default in a deep directory: PostgreSQL cannot put its Unix socket there (a socket
 // path holds at most 107 bytes) and used to refuse to start; walflow now gives it a short socket
-// directory, connects through it, and removes it with the cluster.
+// directory, which answers, and removes it with the cluster.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,14 +41,16 @@ describe('embedded cluster socket', () => {
     dataDir = path.join(dataDir, 'pg');
     const cluster = new EmbeddedCluster({ dataDir, settings: { fsync: 'off' } });
     try {
-      const socketUrl = await cluster.start();
+      const url = await cluster.start();
       const state = cluster.readState()!;
+      expect(url).toBe(`postgres://postgres@127.0.0.1:${state.port}/walflow`);
       expect(state.socketDir).toBe(socketDirFor(dataDir));
+      const socketUrl = cluster.socketUrlFor(state);
       expect(socketUrl).toBe(`postgresql://postgres@${encodeURIComponent(state.socketDir!)}:${state.port}/walflow`);
       expect(await selectOne(socketUrl)).toBe(1);
-      expect(await selectOne(cluster.urlFor(state))).toBe(1);
+      expect(await selectOne(url)).toBe(1);
       // Started again while running: the same URL.
-      expect(await cluster.start()).toBe(socketUrl);
+      expect(await cluster.start()).toBe(url);
     } finally {
       const socketDir = cluster.readState()?.socketDir;
       await cluster.destroy();
