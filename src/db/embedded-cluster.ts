@@ -160,9 +160,11 @@ export class EmbeddedCluster {
 
   /**
    * The same database over the Unix socket. Not walflow's default: workers gain about 10% engine
-   * throughput through it, but the replication stream over a Unix socket showed a 120-260 ms p99
-   * commit-to-run latency where TCP gives 11-12 ms (bench:replication, 2026-11-30), cause unknown.
-   * A workers-only process (`walflow run --no-replication`) may use it as its DATABASE_URL.
+   * throughput through it, but after a burst the replication stream lags more: the walsender's
+   * sends block on the socket's ~200 KB buffer while Node works through a batch, so it decodes
+   * ahead less than over loopback TCP (whose buffers grow to megabytes), and single-row commits
+   * right after a 100,000-row burst waited 80-270 ms instead of 4-12 ms. A workers-only process
+   * (`walflow run --no-replication`) may use it as its DATABASE_URL.
    */
   socketUrlFor(state: ClusterState, database = state.database): string {
     return `postgresql://${state.user}@${encodeURIComponent(state.socketDir ?? this.dataDir)}:${state.port}/${encodeURIComponent(database)}`;
