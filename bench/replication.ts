@@ -62,7 +62,7 @@ async function runInsertCeiling(url: string, rows: number): Promise<number> {
   await Promise.all(clients.map(async (c, lane) => {
     for (let from = 1 + lane * 1000; from <= rows; from += 2000) {
       await c.query(
-        // Ids made outside the server, time-ordered, like the writer's UUIDv7s.
+        // Time-ordered ids given, not drawn from walflow.uuid_v7(): the writer's come from Node.
         `INSERT INTO walflow.runs (id, pipeline, pipeline_version, key, input, dedupe_id, source_lsn, source_index)
          SELECT lpad(to_hex(g), 32, '0')::uuid, 'bench', 'v1', g::text, jsonb_build_object('id', g, 'payload', md5(g::text), 'created', clock_timestamp()),
                 '0/1000000:' || g, '0/1000000', g

@@ -1,7 +1,6 @@
 // The embedded default: a local PostgreSQL cluster that walflow creates, starts and stops itself,
 // configured for logical replication, with pgvector available.
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -36,12 +35,11 @@ export interface ClusterStatus {
 
 // A Unix socket path holds at most 107 bytes (sun_path); PostgreSQL refuses to start when it can
 // create none of its sockets. A data directory too deep for "<dir>/.s.PGSQL.<port>" gets a short
-// directory of its own under /tmp, named after it.
+// directory of its own under /tmp, with a random name, owned by the server's user, mode 0700.
 const MAX_SOCKET_PATH = 107;
 
-export function socketDirFor(dataDir: string): string {
-  if (Buffer.byteLength(path.join(dataDir, '.s.PGSQL.65535')) <= MAX_SOCKET_PATH) return dataDir;
-  return path.join('/tmp', `walflow-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`);
+export function socketFitsIn(dir: string): boolean {
+  return Buffer.byteLength(path.join(dir, '.s.PGSQL.65535')) <= MAX_SOCKET_PATH;
 }
 
 const STATE_FILE = 'walflow-cluster.json';
@@ -192,8 +190,14 @@ export class EmbeddedCluster {
     if (!this.isInitialized()) await this.init();
     const state = this.readState()!;
     if (await this.isRunning()) return this.urlFor(state);
-    // A socket directory under /tmp may have been cleaned away since the last start.
-    if (state.socketDir && state.socketDir !== this.dataDir) this.makeSocketDir(state.socketDir);
+    if (!state.socketDir && !socketFitsIn(this.dataDir)) {
+      // Made before socket directories were recorded, too deep to ever start: give it one now.
+      state.socketDir = this.makeSocketDir();
+      this.writeSettings({ unix_socket_directories: `'${state.socketDir}'` });
+      this.writeState(state);
+    } else if (state.socketDir && state.socketDir !== this.dataDir) {
+      this.makeSocketDir(state.socketDir); // /tmp may have been cleaned since the last start
+    }
     if (!(await portIsFree(state.port))) {
       state.port = await freePort();
       this.writeState(state);
@@ -224,7 +228,12 @@ export class EmbeddedCluster {
   /** Removes the data directory (stopping the cluster first). */
   async destroy(): Promise<void> {
     await this.stop('immediate').catch(() => false);
-    const socketDir = this.readState()?.socketDir;
+    let socketDir: string | undefined;
+    try {
+      socketDir = this.readState()?.socketDir;
+    } catch {
+      /* an unreadable state file: nothing to learn from it, the data directory goes anyway */
+    }
     if (socketDir && socketDir !== this.dataDir) fs.rmSync(socketDir, { recursive: true, force: true });
     fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
@@ -243,15 +252,35 @@ export class EmbeddedCluster {
       throw new UserError(`initdb failed in ${this.dataDir}: ${err.message}`);
     });
     const port = await freePort();
-    const socketDir = socketDirFor(this.dataDir);
-    if (socketDir !== this.dataDir) this.makeSocketDir(socketDir);
+    const socketDir = socketFitsIn(this.dataDir) ? this.dataDir : this.makeSocketDir();
     this.writeSettings({ ...BASE_SETTINGS, unix_socket_directories: `'${socketDir}'`, ...this.opts.settings, port });
     this.writeState({ port, user: SUPERUSER, database: DATABASE, socketDir });
   }
 
-  private makeSocketDir(dir: string): void {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    if (this.runAs) fs.chownSync(dir, this.runAs.uid, this.runAs.gid);
+  /**
+   * Creates the short socket directory: a fresh random one, or `dir` again (same path, since the
+   * server's settings name it). An existing `dir` is used only if it is a real directory owned by
+   * the server's user and closed to others: /tmp is shared, and a planted one would let another
+   * user stand in for the server's socket.
+   */
+  private makeSocketDir(dir?: string): string {
+    let made: string;
+    let created = true;
+    if (dir) {
+      created = !fs.existsSync(dir);
+      if (created) fs.mkdirSync(dir, { mode: 0o700 });
+      made = dir;
+    } else {
+      made = fs.mkdtempSync(path.join('/tmp', 'walflow-'));
+    }
+    // Only what we just made changes hands; a directory found there is judged as it is.
+    if (this.runAs && created) fs.chownSync(made, this.runAs.uid, this.runAs.gid);
+    const st = fs.lstatSync(made);
+    const owner = this.runAs?.uid ?? process.getuid?.();
+    if (!st.isDirectory() || (owner !== undefined && st.uid !== owner) || (st.mode & 0o077) !== 0) {
+      throw new UserError(`socket directory ${made} is not a private directory of the server's user (another user may have created it): remove it and start again`);
+    }
+    return made;
   }
 
   /** Settings go to an included file so that postgresql.conf stays the distribution's. */

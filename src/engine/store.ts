@@ -48,10 +48,11 @@ WITH candidates AS (
     AND r.pipeline = $1
     -- One run per key at a time, in start order: only the oldest unfinished run of a key is
     -- runnable. (A scalar subquery keeps this a per-row index probe whatever the statistics say.)
-    -- "<=" means "=" here (r is itself unfinished, so the minimum is at most r.seq), but the planner
-    -- guesses that "=" keeps 0.5% of the rows: with analyzed statistics it then sorts the whole
-    -- queue instead of reading it in index order (measured: 0.3-0.7 s instead of 25-40 ms per
-    -- 1,000 claimed from a 150,000-run backlog). For "<=" it guesses a third.
+    -- "<=" means "=" here (r is itself unfinished, so the minimum is at most r.seq), but for "="
+    -- on a unique column the planner expects almost no row to pass: with analyzed statistics it
+    -- then sorts the whole queue (30,000 queued), or reads the index but costs the claim above
+    -- jit_above_cost and JIT-compiles it on every call (150,000 queued: 0.3-0.7 s instead of
+    -- 25-40 ms per 1,000 claimed). For "<=" it expects a third to pass.
     AND (r.key IS NULL OR r.seq <= (
       SELECT min(o.seq) FROM walflow.runs o
       WHERE o.key = r.key AND o.pipeline = r.pipeline AND o.status IN ('queued', 'waiting', 'running')))
