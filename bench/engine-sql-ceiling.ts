@@ -3,8 +3,8 @@
 // connections, with no Node process in the way. bench:engine reports it next to walflow's own
 // figure: the distance between them is what the client side costs; the ceiling itself is what
 // the durable bookkeeping costs on this machine.
-import pg from 'pg';
 import { CHECKPOINT_FAST_SQL, CLAIM_SQL } from '../src/engine/store.js';
+import { connectClients } from './harness.js';
 
 /** Replaces $1..$n by SQL expressions; throws if one is missing (the statement changed shape). */
 function inline(sql: string, params: string[]): string {
@@ -46,11 +46,7 @@ END $ceiling$`;
 /** Drains every queued run of `pipeline` through the engine's SQL alone; returns runs per second. */
 export async function engineSqlCeiling(url: string, pipeline: string, runs: number, steps: number): Promise<number> {
   const sql = loopSql(pipeline, steps, 1000);
-  const clients = await Promise.all([0, 1].map(async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    return c;
-  }));
+  const clients = await connectClients(url, 2);
   try {
     const t0 = performance.now();
     await Promise.all(clients.map((c) => c.query(sql)));

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { Engine } from '../src/engine/engine.js';
 import { definePipeline } from '../src/pipeline/define.js';
 import { engineSqlCeiling } from './engine-sql-ceiling.js';
-import { benchDatabase, machine, printTable, RssSampler } from './harness.js';
+import { benchDatabase, connectClients, machine, printTable, RssSampler } from './harness.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20_000);
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
@@ -70,10 +70,9 @@ async function baseline(url: string, rows: number): Promise<number> {
 }
 
 async function analyzeRuns(url: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  await c.query('ANALYZE walflow.runs');
-  await c.end();
+  const [c] = await connectClients(url, 1);
+  await c!.query('ANALYZE walflow.runs');
+  await c!.end();
 }
 
 const db = await benchDatabase('wf_bench_engine');

@@ -51,6 +51,15 @@ export async function benchDatabase(name: string): Promise<BenchDb> {
   };
 }
 
+/** `n` connected clients, for measurements that load the server from several connections at once. */
+export async function connectClients(url: string, n: number): Promise<pg.Client[]> {
+  return Promise.all(Array.from({ length: n }, async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    return c;
+  }));
+}
+
 export class RssSampler {
   peak = 0;
   private timer: NodeJS.Timeout;

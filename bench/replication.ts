@@ -18,6 +18,7 @@ import { definePipeline } from '../src/pipeline/define.js';
 import { ReplicationSource } from '../src/replication/replication-source.js';
 import { RunWriter } from '../src/replication/run-writer.js';
 import { dropSlot } from '../src/replication/slot.js';
+import { connectClients } from './harness.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,11 +54,7 @@ async function waitUntil(fn: () => boolean | Promise<boolean>, timeoutMs: number
 }
 
 async function runInsertCeiling(url: string, rows: number): Promise<number> {
-  const clients = await Promise.all([0, 1].map(async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    return c;
-  }));
+  const clients = await connectClients(url, 2);
   const t0 = performance.now();
   await Promise.all(clients.map(async (c, lane) => {
     for (let from = 1 + lane * 1000; from <= rows; from += 2000) {

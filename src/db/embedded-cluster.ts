@@ -8,7 +8,6 @@ import { UserError } from '../errors.js';
 import { assertPgvectorInstalled, findPgBinaries, type PgBinaries } from './pg-binaries.js';
 import { makePrivateSocketDir, socketFitsIn } from './socket-dir.js';
 
-export { socketFitsIn } from './socket-dir.js';
 
 export interface ClusterOptions {
   dataDir: string;
@@ -186,11 +185,11 @@ export class EmbeddedCluster {
     if (await this.isRunning()) return this.urlFor(state);
     if (!state.socketDir && !socketFitsIn(this.dataDir)) {
       // Made before socket directories were recorded, too deep to ever start: give it one now.
-      state.socketDir = this.makeSocketDir();
+      state.socketDir = makePrivateSocketDir(undefined, this.runAs);
       this.writeSettings({ unix_socket_directories: `'${state.socketDir}'` });
       this.writeState(state);
     } else if (state.socketDir && state.socketDir !== this.dataDir) {
-      this.makeSocketDir(state.socketDir); // /tmp may have been cleaned since the last start
+      makePrivateSocketDir(state.socketDir, this.runAs); // /tmp may have been cleaned since the last start
     }
     if (!(await portIsFree(state.port))) {
       state.port = await freePort();
@@ -246,14 +245,11 @@ export class EmbeddedCluster {
       throw new UserError(`initdb failed in ${this.dataDir}: ${err.message}`);
     });
     const port = await freePort();
-    const socketDir = socketFitsIn(this.dataDir) ? this.dataDir : this.makeSocketDir();
+    const socketDir = socketFitsIn(this.dataDir) ? this.dataDir : makePrivateSocketDir(undefined, this.runAs);
     this.writeSettings({ ...BASE_SETTINGS, unix_socket_directories: `'${socketDir}'`, ...this.opts.settings, port });
     this.writeState({ port, user: SUPERUSER, database: DATABASE, socketDir });
   }
 
-  private makeSocketDir(dir?: string): string {
-    return makePrivateSocketDir(dir, this.runAs);
-  }
 
   /** Settings go to an included file so that postgresql.conf stays the distribution's. */
   private writeSettings(settings: Record<string, string | number>): void {

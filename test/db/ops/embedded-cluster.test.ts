@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EmbeddedCluster, socketFitsIn } from '../../../src/db/embedded-cluster.js';
+import { EmbeddedCluster } from '../../../src/db/embedded-cluster.js';
+import { socketFitsIn } from '../../../src/db/socket-dir.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-deep-'));
 fs.chmodSync(root, 0o755);
