@@ -74,6 +74,7 @@ export class Engine {
     const defs = [...this.pipelines.values()].map((p) => ({
       name: p.name, version: p.version, steps: p.stepNames,
       source: p.source ? (JSON.parse(JSON.stringify({ ...p.source, where: p.source.where ? String(p.source.where) : undefined })) as Json) : null,
+      start_roles: p.startRoles ?? null,
     }));
     await registerPipelines(this.pool, defs);
     for (const p of this.pipelines.values()) {

@@ -50,14 +50,18 @@ SELECT (SELECT count(*) FROM ins)::int AS inserted,
                 '{}') AS contested,
        pg_notify('walflow_runs', $1) IS NULL AS notified`;
 
-/** Latest wins: queued runs of these keys that never started give way to the newest unfinished one. */
+/**
+ * Latest wins: queued runs of these keys that never started give way to the newest unfinished one,
+ * among walflow's own runs only (started_by NULL, the column default these inserts take): a run an
+ * application started from SQL is never superseded by a change, nor the reverse (sql/0008).
+ */
 const SUPERSEDE = `
 UPDATE walflow.runs o
    SET status = 'superseded', finished_at = now(), updated_at = now()
  WHERE o.pipeline = $1 AND o.key = ANY($2::text[])
-   AND o.status = 'queued' AND o.started_at IS NULL
+   AND o.status = 'queued' AND o.started_at IS NULL AND o.started_by IS NULL
    AND o.seq < (SELECT max(n.seq) FROM walflow.runs n
-                 WHERE n.key = o.key AND n.pipeline = $1 AND n.status IN ('queued', 'waiting', 'running'))`;
+                 WHERE n.key = o.key AND n.pipeline = $1 AND n.status IN ('queued', 'waiting', 'running') AND n.started_by IS NULL)`;
 
 /**
  * Inserts the runs inside the caller's transaction. Throws 23505 (unique_violation) when a change

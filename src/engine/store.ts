@@ -314,12 +314,13 @@ export async function startRuns(db: Queryable, pipeline: string, items: StartIte
   return rows;
 }
 
-export async function registerPipelines(db: Queryable, defs: { name: string; version: string; steps: string[]; source: Json | null }[]): Promise<void> {
+export async function registerPipelines(db: Queryable, defs: { name: string; version: string; steps: string[]; source: Json | null; start_roles: string[] | null }[]): Promise<void> {
   await db.query(
-    `INSERT INTO walflow.pipelines (name, version, steps, source)
-     SELECT name, version, steps, source FROM jsonb_to_recordset($1::jsonb) AS x(name text, version text, steps text[], source jsonb)
-     ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, steps = EXCLUDED.steps, source = EXCLUDED.source, updated_at = now()
-       WHERE (walflow.pipelines.version, walflow.pipelines.steps, walflow.pipelines.source) IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.steps, EXCLUDED.source)`,
+    `INSERT INTO walflow.pipelines (name, version, steps, source, start_roles)
+     SELECT name, version, steps, source, start_roles FROM jsonb_to_recordset($1::jsonb) AS x(name text, version text, steps text[], source jsonb, start_roles text[])
+     ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, steps = EXCLUDED.steps, source = EXCLUDED.source, start_roles = EXCLUDED.start_roles, updated_at = now()
+       WHERE (walflow.pipelines.version, walflow.pipelines.steps, walflow.pipelines.source, walflow.pipelines.start_roles)
+             IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.steps, EXCLUDED.source, EXCLUDED.start_roles)`,
     [JSON.stringify(defs)],
   );
 }

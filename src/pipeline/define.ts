@@ -54,6 +54,9 @@ export function definePipeline<TRunInput = any>(def: PipelineDefinition<TRunInpu
     seen.add(s.name);
   }
   if (def.key !== undefined && typeof def.key !== 'function') fail(name, 'key must be a function of the run input');
+  if (def.startRoles !== undefined && (!Array.isArray(def.startRoles) || def.startRoles.some((r) => typeof r !== 'string' || r === ''))) {
+    fail(name, 'startRoles must be a list of role names (omit it to let every role with USAGE on schema walflow start runs)');
+  }
   const src = def.source;
   if (src) {
     if (typeof src.table !== 'string' || src.table.trim() === '') fail(name, 'source.table must name a table');

@@ -127,6 +127,13 @@ export interface PipelineDefinition<TRunInput = any> {
   /** Changes when the steps' meaning changes (model, chunking…). Default: derived from step names. */
   version?: string;
   source?: SourceDefinition;
+  /**
+   * Roles that may start this pipeline's runs from SQL (`walflow.start`, `start_batch`): members of
+   * any of them. Default (omitted): every role with USAGE on schema walflow. `[]`: walflow itself
+   * only (its WAL, backfill, and roles with INSERT on walflow.runs). See docs/guarantees.md,
+   * "Authorization".
+   */
+  startRoles?: string[];
   /** The key of a run started without one (WAL-started runs use the table key). */
   key?: (input: TRunInput) => string | null;
   steps: StepDefinition<any, any, TRunInput>[];
