@@ -81,7 +81,7 @@ describe('durable runs', () => {
     await engine.register();
     const a = await engine.start('dedupe', { v: 1 }, { dedupeId: 'lsn-1' });
     const b = await engine.start('dedupe', { v: 2 }, { dedupeId: 'lsn-1' });
-    const batch = await engine.startMany('dedupe', [{ input: 1, dedupeId: 'lsn-1' }, { input: 2, dedupeId: 'lsn-2' }]);
+    const batch = await engine.startMany('dedupe', [{ input: { v: 1 }, dedupeId: 'lsn-1' }, { input: { v: 2 }, dedupeId: 'lsn-2' }]);
     expect(b).toBe(a);
     expect(batch.find((r) => r.ordinal === 0)).toMatchObject({ run_id: a, created: false });
     expect(batch.find((r) => r.ordinal === 1)).toMatchObject({ created: true });
