@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { UserError } from '../errors.js';
+import { AUTH_SETTINGS, ensurePassword, hbaIsCurrent, readPassword, scramVerifier, writeHba } from './cluster-auth.js';
 import { assertPgvectorInstalled, findPgBinaries, type PgBinaries } from './pg-binaries.js';
 import { makePrivateSocketDir, socketFitsIn } from './socket-dir.js';
-
 
 export interface ClusterOptions {
   dataDir: string;
@@ -145,8 +145,11 @@ export class EmbeddedCluster {
     return fs.existsSync(path.join(this.dataDir, 'PG_VERSION')) && this.readState() !== undefined;
   }
 
+  /** Over TCP, with the cluster's password (none yet for a cluster made before passwords, until its next start). */
   urlFor(state: ClusterState, database = state.database): string {
-    return `postgres://${state.user}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`;
+    const password = readPassword(this.dataDir);
+    const auth = password ? `${state.user}:${encodeURIComponent(password)}` : state.user;
+    return `postgres://${auth}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`;
   }
 
   /**
@@ -182,7 +185,16 @@ export class EmbeddedCluster {
     assertPgvectorInstalled(this.bins);
     if (!this.isInitialized()) await this.init();
     const state = this.readState()!;
-    if (await this.isRunning()) return this.urlFor(state);
+    const password = ensurePassword(this.dataDir);
+    if (await this.isRunning()) {
+      // Made before passwords and started by an older walflow: switch it over without a restart.
+      if (!hbaIsCurrent(this.dataDir)) {
+        await this.setPassword(state, password);
+        writeHba(this.dataDir, this.runAs);
+        await run(this.bins.pgCtl, ['reload', '-D', this.dataDir], { runAs: this.runAs });
+      }
+      return this.urlFor(state);
+    }
     if (!state.socketDir && !socketFitsIn(this.dataDir)) {
       // Made before socket directories were recorded, too deep to ever start: give it one now.
       state.socketDir = makePrivateSocketDir(undefined, this.runAs);
@@ -196,14 +208,30 @@ export class EmbeddedCluster {
       this.writeState(state);
       this.writeSettings({ port: state.port });
     }
+    // Every start (re)writes the authentication setup: a cluster made before passwords is upgraded here.
+    writeHba(this.dataDir, this.runAs);
+    this.writeSettings(AUTH_SETTINGS);
     try {
       await run(this.bins.pgCtl, ['start', '-w', '-t', '60', '-D', this.dataDir, '-l', path.join(this.dataDir, 'postgres.log')], { runAs: this.runAs });
     } catch (err) {
       const log = this.tailLog();
       throw new UserError(`could not start PostgreSQL in ${this.dataDir}: ${(err as Error).message}${log ? `\n${log}` : ''}`);
     }
+    await this.setPassword(state, password);
     await this.ensureDatabase(state);
     return this.urlFor(state);
+  }
+
+  /** Sets the superuser's password over the private Unix socket (the only passwordless way in). */
+  private async setPassword(state: ClusterState, password: string): Promise<void> {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ host: state.socketDir ?? this.dataDir, port: state.port, user: state.user, database: 'postgres' });
+    await client.connect();
+    try {
+      await client.query(`ALTER ROLE "${state.user}" PASSWORD '${scramVerifier(password)}'`);
+    } finally {
+      await client.end();
+    }
   }
 
   async stop(mode: 'smart' | 'fast' | 'immediate' = 'fast'): Promise<boolean> {
@@ -241,12 +269,12 @@ export class EmbeddedCluster {
       assertReachable(this.dataDir, this.runAs);
       fs.chownSync(this.dataDir, this.runAs.uid, this.runAs.gid);
     }
-    await run(this.bins.initdb, ['-D', this.dataDir, '-U', SUPERUSER, '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8', '--no-instructions'], { runAs: this.runAs }).catch((err: Error) => {
+    await run(this.bins.initdb, ['-D', this.dataDir, '-U', SUPERUSER, '--auth-local=trust', '--auth-host=scram-sha-256', '--encoding=UTF8', '--locale=C.UTF-8', '--no-instructions'], { runAs: this.runAs }).catch((err: Error) => {
       throw new UserError(`initdb failed in ${this.dataDir}: ${err.message}`);
     });
     const port = await freePort();
     const socketDir = socketFitsIn(this.dataDir) ? this.dataDir : makePrivateSocketDir(undefined, this.runAs);
-    this.writeSettings({ ...BASE_SETTINGS, unix_socket_directories: `'${socketDir}'`, ...this.opts.settings, port });
+    this.writeSettings({ ...BASE_SETTINGS, ...AUTH_SETTINGS, unix_socket_directories: `'${socketDir}'`, ...this.opts.settings, port });
     this.writeState({ port, user: SUPERUSER, database: DATABASE, socketDir });
   }
 

@@ -332,11 +332,12 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
     await db.pool.query(`CREATE TABLE IF NOT EXISTS bi_repl (id int PRIMARY KEY)`);
     await withAdmin(async (a) => {
       await a.query(`DROP ROLE IF EXISTS bi_norepl`).catch(() => undefined);
-      await a.query(`CREATE ROLE bi_norepl LOGIN`);
+      await a.query(`CREATE ROLE bi_norepl LOGIN PASSWORD 'bi-password'`);
     });
     await db.pool.query(`GRANT USAGE ON SCHEMA walflow TO bi_norepl; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA walflow TO bi_norepl; GRANT SELECT ON bi_repl TO bi_norepl`);
     const u = new URL(db.url);
     u.username = 'bi_norepl';
+    u.password = 'bi-password';
     const src = new ReplicationSource({
       url: u.toString(), slotName: 'bi_norepl', publicationName: 'bi_norepl', logger: silentLogger,
       pipelines: [definePipeline({ name: 'bi-repl', source: { table: 'bi_repl' }, steps: [noop] })],
@@ -362,7 +363,7 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
     await withAdmin(async (a) => {
       await a.query(`CREATE DATABASE ${name} TEMPLATE template0`);
       await a.query(`DROP ROLE IF EXISTS bi_novec`).catch(() => undefined);
-      await a.query(`CREATE ROLE bi_novec LOGIN`);
+      await a.query(`CREATE ROLE bi_novec LOGIN PASSWORD 'bi-password'`);
     });
     const url = databaseUrl(db.adminUrl, name);
     const c = new pg.Client({ connectionString: url });
@@ -373,6 +374,7 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
       await c.query(`GRANT CREATE, USAGE ON SCHEMA public TO bi_novec`);
       const u = new URL(url);
       u.username = 'bi_novec';
+      u.password = 'bi-password';
       const r = new pg.Client({ connectionString: u.toString() });
       await r.connect();
       const err = await ensureTarget(r, { table: { schema: 'public', name: 'novec_embeddings' }, dimensions: 8 }).then(() => undefined, (e: unknown) => e);

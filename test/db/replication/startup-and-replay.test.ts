@@ -32,10 +32,10 @@ describe('replication source: startup validation', () => {
   });
 
   it('says so when the role lacks REPLICATION', async () => {
-    await db.pool.query(`DO $$ BEGIN CREATE ROLE wf_norepl LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    await db.pool.query(`DO $$ BEGIN CREATE ROLE wf_norepl LOGIN PASSWORD 'wf-password'; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
     const u = new URL(databaseUrl(db.adminUrl, db.name));
     u.username = 'wf_norepl';
-    u.password = '';
+    u.password = 'wf-password';
     await expect(source(u.toString(), [pipeline('p', { table: 'keyed' })]).start()).rejects.toThrow(/role "wf_norepl" may not use replication: .*ALTER ROLE "wf_norepl" WITH REPLICATION/);
   });
 });
