@@ -84,7 +84,7 @@ RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, m.output AS
  * Checkpoints. Two fences keep a step's result from counting twice or after a cancel:
  * - walflow.steps' primary key: if two workers ever execute the same step (a lease expired under a
  *   slow worker), the second checkpoint conflicts and takes no effect (nor do its ctx.tx writes);
- * - walflow.cancelled_running: a run cancelled mid-step takes no checkpoint (see sql/0005).
+ * - walflow.cancelled_running: a run cancelled mid-step takes no checkpoint (see sql/migrations/0005_cancel_fence.sql and sql/definitions/functions/cancel.sql).
  * The last step's checkpoint completes the run in the same statement. The fast form is a plain
  * INSERT, which costs about half of ON CONFLICT DO NOTHING; a conflict makes it fail as a whole,
  * and the batch is then written again in the safe form, which skips the conflicting rows.

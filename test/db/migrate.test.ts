@@ -67,14 +67,14 @@ describe('migrate', () => {
     const url = await emptyDatabase();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wf-mig-'));
     fs.writeFileSync(path.join(dir, '0001_one.sql'), 'CREATE TABLE walflow.t1 (id int);');
-    await withClient(url, (c) => migrate(c, loadMigrations(dir)));
+    await withClient(url, (c) => migrate(c, loadMigrations(dir), []));
 
     fs.writeFileSync(path.join(dir, '0001_one.sql'), 'CREATE TABLE walflow.t1 (id bigint);');
-    await expect(withClient(url, (c) => migrate(c, loadMigrations(dir)))).rejects.toThrow(/changed after it was applied/);
+    await expect(withClient(url, (c) => migrate(c, loadMigrations(dir), []))).rejects.toThrow(/changed after it was applied/);
 
     fs.writeFileSync(path.join(dir, '0001_one.sql'), 'CREATE TABLE walflow.t1 (id int);');
     fs.writeFileSync(path.join(dir, '0002_two.sql'), 'CREATE TABLE walflow.t2 (id int); SELECT 1/0;');
-    await expect(withClient(url, (c) => migrate(c, loadMigrations(dir)))).rejects.toThrow(/migration 2 \(two\) failed: division by zero/);
+    await expect(withClient(url, (c) => migrate(c, loadMigrations(dir), []))).rejects.toThrow(/migration 2 \(two\) failed: division by zero/);
     const { rows } = await withClient(url, (c) => c.query(`SELECT to_regclass('walflow.t2') AS t2, (SELECT max(version) FROM walflow.schema_migrations) AS v`));
     expect(rows[0]).toEqual({ t2: null, v: 1 });
     fs.rmSync(dir, { recursive: true });

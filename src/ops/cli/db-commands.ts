@@ -71,7 +71,11 @@ export function registerDbCommands(program: Command): void {
       try {
         const result = await migrate(client);
         const names = result.applied.map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`);
-        print(!!opts.json, { applied: names, version: result.current }, names.length ? `applied ${names.join(', ')}; schema at version ${result.current}` : `schema up to date (version ${result.current})`);
+        const text = [
+          names.length ? `applied ${names.join(', ')}; schema at version ${result.current}` : `schema up to date (version ${result.current})`,
+          ...(result.defined.length ? [`defined ${result.defined.join(', ')}`] : []),
+        ].join('\n');
+        print(!!opts.json, { applied: names, defined: result.defined, version: result.current }, text);
       } finally {
         await client.end();
       }

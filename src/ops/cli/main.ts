@@ -7,7 +7,7 @@ import { registerDbCommands } from './db-commands.js';
 import { registerRunCommands } from './runs-commands.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
 
-/** Exit codes of walflow's own SQL errors (sql/0001_engine.sql). */
+/** Exit codes of walflow's own SQL errors (sql/definitions/functions/*.sql). */
 const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3 };
 
 function fail(message: string, code: number): void {

@@ -1,5 +1,5 @@
 // walflow.uuid_v7(): the ids of runs started from SQL. Version 7 layout (time-ordered, so the runs
-// primary key grows at its right edge), and cheap: no SET clause, so it is inlined (sql/0007).
+// primary key grows at its right edge), and cheap: no SET clause, so it is inlined (sql/definitions/functions/uuid_v7.sql).
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
 

@@ -84,7 +84,7 @@ describe('walflow migrate', () => {
   it('--json reports nothing applied and the schema version; a second run is a no-op too', async () => {
     const { json } = await walflowJson(['migrate'], env);
     const { rows } = await db.pool.query('SELECT max(version) AS v FROM walflow.schema_migrations');
-    expect(json).toEqual({ applied: [], version: rows[0].v });
+    expect(json).toEqual({ applied: [], defined: [], version: rows[0].v });
   });
 
   it('applies every migration to an empty database', async () => {

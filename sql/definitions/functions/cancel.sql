@@ -1,0 +1,31 @@
+-- walflow.cancel(run): cancels a run that has not finished; false when it had already finished.
+-- A running run is also listed in walflow.cancelled_running, which makes its step's checkpoint be
+-- refused, and a NOTIFY walflow_cancel tells its worker to abort the step's signal at once (the
+-- lease renewal is the backstop).
+-- Runs with the owner's rights for a caller that started the run (or is walflow's own principal,
+-- walflow.caller_starter() NULL); a run the caller may not see raises WF003 exactly like one that
+-- does not exist, so its existence is not revealed.
+CREATE OR REPLACE FUNCTION walflow.cancel(run uuid) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_starter text := walflow.caller_starter();
+  v_status  text;
+BEGIN
+  SELECT r.status INTO v_status FROM walflow.runs r
+   WHERE r.id = run AND (v_starter IS NULL OR r.started_by = v_starter) FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'walflow: no run %', run USING ERRCODE = 'WF003';
+  END IF;
+  IF v_status NOT IN ('queued', 'waiting', 'running') THEN
+    RETURN false;
+  END IF;
+  UPDATE walflow.runs SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+   WHERE id = run;
+  IF v_status = 'running' THEN
+    INSERT INTO walflow.cancelled_running (run_id) VALUES (run)
+    ON CONFLICT (run_id) DO UPDATE SET cancelled_at = now();
+    PERFORM pg_notify('walflow_cancel', run::text);
+  END IF;
+  RETURN true;
+END;
+$$;
