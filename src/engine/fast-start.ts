@@ -26,11 +26,10 @@ export interface FastStartResult {
 
 // The document is parsed once, into jsonb; each item's fields are then binary look-ups, and its
 // input is copied without being parsed again (json_to_recordset parses everything twice more,
-// which cost a fifth of the writer's time). The probe
-// for contested keys sees the table as it was before this statement (a data-modifying WITH is
-// invisible to its own statement): keys with an unfinished run already, or repeated in the batch.
-// It is a scalar subquery, not EXISTS: the planner may turn EXISTS into a hashed subplan that
-// reads the whole table, and does so when statistics of a fast-growing table are stale.
+// which cost a fifth of the writer's time). Latest wins as in walflow.start_batch, through the same
+// two SQL functions: walflow.contested_keys here sees the table as it was before this statement (a
+// data-modifying WITH is invisible to its own statement), and walflow.supersede runs after it, only
+// when a key is contested. These runs are walflow's own principal: starter NULL, the column default.
 const INSERT = `
 WITH p AS (
   SELECT version FROM walflow.pipelines WHERE name = $1
@@ -39,29 +38,12 @@ WITH p AS (
   SELECT (e->>'id')::uuid, $1, p.version, e->>'key', e->'input', e->>'dedupe_id', (e->>'source_lsn')::pg_lsn, (e->>'source_index')::integer
     FROM p, jsonb_array_elements($2::jsonb) AS e
   RETURNING key
-), keys AS (
-  SELECT key, count(*) AS n FROM ins WHERE key IS NOT NULL GROUP BY key
 )
 SELECT (SELECT count(*) FROM ins)::int AS inserted,
-       coalesce((SELECT array_agg(k.key) FROM keys k
-                  WHERE k.n > 1 OR (SELECT 1 FROM walflow.runs o
-                                     WHERE o.key = k.key AND o.pipeline = $1 AND o.status IN ('queued', 'waiting', 'running')
-                                     LIMIT 1) IS NOT NULL),
-                '{}') AS contested,
+       walflow.contested_keys($1, ARRAY(SELECT key FROM ins), NULL) AS contested,
        pg_notify('walflow_runs', $1) IS NULL AS notified`;
 
-/**
- * Latest wins: queued runs of these keys that never started give way to the newest unfinished one,
- * among walflow's own runs only (started_by NULL, the column default these inserts take): a run an
- * application started from SQL is never superseded by a change, nor the reverse (sql/0008).
- */
-const SUPERSEDE = `
-UPDATE walflow.runs o
-   SET status = 'superseded', finished_at = now(), updated_at = now()
- WHERE o.pipeline = $1 AND o.key = ANY($2::text[])
-   AND o.status = 'queued' AND o.started_at IS NULL AND o.started_by IS NULL
-   AND o.seq < (SELECT max(n.seq) FROM walflow.runs n
-                 WHERE n.key = o.key AND n.pipeline = $1 AND n.status IN ('queued', 'waiting', 'running') AND n.started_by IS NULL)`;
+const SUPERSEDE = `SELECT walflow.supersede($1, $2::text[], NULL)`;
 
 /**
  * Inserts the runs inside the caller's transaction. Throws 23505 (unique_violation) when a change

@@ -18,7 +18,6 @@ DECLARE
   v_starter  text := walflow.caller_starter();
   v_keys     text[];
   v_dedupes  text[];
-  v_key      text;
 BEGIN
   SELECT p.version, p.start_roles INTO v_version, v_roles FROM walflow.pipelines p WHERE p.name = p_pipeline;
   IF NOT FOUND THEN
@@ -44,15 +43,9 @@ BEGIN
     RAISE EXCEPTION 'walflow: source_lsn and source_index are recorded by walflow itself, not by role "%"', v_role USING ERRCODE = 'WF002';
   END IF;
 
-  -- Keys that may have an older run of this starter to supersede: repeated in this batch, or with an
-  -- unfinished run already. (Scalar subqueries and per-key statements keep every lookup an index
-  -- probe, whatever the table statistics say.)
-  SELECT coalesce(array_agg(x.k), '{}') INTO v_keys
-    FROM (SELECT e->>'key' AS k, count(*) AS n FROM jsonb_array_elements(p_items) e WHERE e ? 'key' GROUP BY 1) x
-   WHERE x.n > 1 OR (SELECT 1 FROM walflow.runs o
-                      WHERE o.key = x.k AND o.pipeline = p_pipeline AND o.status IN ('queued', 'waiting', 'running')
-                        AND o.started_by IS NOT DISTINCT FROM v_starter
-                      LIMIT 1) IS NOT NULL;
+  -- Latest wins, in two halves shared with the replication writer: the keys that may leave an
+  -- older run of this starter to supersede (looked up before the insert), then the supersede.
+  v_keys := walflow.contested_keys(p_pipeline, ARRAY(SELECT e->>'key' FROM jsonb_array_elements(p_items) e), v_starter);
   SELECT coalesce(array_agg(e->>'dedupe_id') FILTER (WHERE e ? 'dedupe_id'), '{}') INTO v_dedupes
     FROM jsonb_array_elements(p_items) e;
 
@@ -77,17 +70,9 @@ BEGIN
   SELECT ex.id, it.ord, false
   FROM items it JOIN existing ex ON ex.dedupe_id = it.item->>'dedupe_id';
 
-  -- Latest wins, among this starter's runs only.
-  FOREACH v_key IN ARRAY v_keys LOOP
-    UPDATE walflow.runs o
-       SET status = 'superseded', finished_at = now(), updated_at = now()
-     WHERE o.key = v_key AND o.pipeline = p_pipeline
-       AND o.status = 'queued' AND o.started_at IS NULL
-       AND o.started_by IS NOT DISTINCT FROM v_starter
-       AND o.seq < (SELECT max(n.seq) FROM walflow.runs n
-                     WHERE n.key = v_key AND n.pipeline = p_pipeline AND n.status IN ('queued', 'waiting', 'running')
-                       AND n.started_by IS NOT DISTINCT FROM v_starter);
-  END LOOP;
+  IF cardinality(v_keys) > 0 THEN
+    PERFORM walflow.supersede(p_pipeline, v_keys, v_starter);
+  END IF;
 
   PERFORM pg_notify('walflow_runs', p_pipeline);
 END;

@@ -130,6 +130,7 @@ describe('authorization of the SQL API', () => {
     // Operator functions and views: denied to an application role (no table privileges), working for walflow's roles.
     const operator = [
       `SELECT walflow.retry('${walRun}')`, `SELECT walflow.retry_failed('az-p')`, `SELECT count(*) FROM walflow.list_runs()`,
+      `SELECT walflow.supersede('az-p', ARRAY['no-such-key'], NULL)`, `SELECT walflow.contested_keys('az-p', ARRAY['no-such-key'], NULL)`,
       ...['status', 'run_timeline', 'replication_status', 'replication_lag', 'worker_health'].map((v) => `SELECT count(*) FROM walflow.${v}`),
     ];
     for (const sql of operator) {
@@ -146,7 +147,7 @@ describe('authorization of the SQL API', () => {
     }
     // This test covers every function of the schema: one added without a look at who may call it fails here.
     const fns = (await db.pool.query(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'walflow'::regnamespace ORDER BY 1`)).rows.map((r) => r.proname as string);
-    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'list_runs', 'result', 'retry', 'retry_failed', 'start', 'start_batch', 'status', 'uuid_v7']);
+    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'contested_keys', 'list_runs', 'result', 'retry', 'retry_failed', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7']);
   });
 
   it('a pooled session that SET ROLEs acts as that role; a pipeline\'s startRoles limits who may start it', async () => {
