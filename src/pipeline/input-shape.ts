@@ -70,7 +70,7 @@ function sourceSchema(table: string, events: readonly ChangeOp[], keyColumns: re
 export function describeSourceShape(source: SourceDefinition<unknown, ChangeOp>): string {
   const ops: SourceRunOp[] = [...(source.events ?? ALL_EVENTS), 'backfill'];
   const key = source.key ? `{${source.key.join(', ')}}` : '{<primary key columns>}';
-  return `{op: ${ops.map((o) => `"${o}"`).join('|')}, table, key: ${key}, row: {...}}`;
+  return `{op: ${ops.map((o) => `"${o}"`).join('|')}, table: "${qualified(parseTableName(source.table))}", key: ${key}, row: {...}}`;
 }
 
 /**
