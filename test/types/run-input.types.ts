@@ -13,6 +13,23 @@ definePipeline({
   steps: [{ name: 'render', run: (ctx) => ({ to: ctx.runInput.row.email, id: ctx.runInput.key.id }) }],
 });
 
+// The README's example as it stands there (keep the two in step).
+declare function sendMail(mail: { to: string }, opts: { signal: AbortSignal }): Promise<void>;
+definePipeline<{ id: number; email: string }>({   // the row type: optional
+  name: 'welcome-email',
+  source: { table: 'users', events: ['insert'] },          // runs start from WAL; omit for SQL/TS-started runs
+  steps: [
+    // ctx.runInput is an insert or a backfill here: both carry the row (see "Run input" below).
+    { name: 'render', run: (ctx) => ({ to: ctx.runInput.row.email }) },
+    { name: 'send', retry: { maxAttempts: 8 }, timeoutMs: 10_000,
+      run: async (ctx, mail) => sendMail(mail, { signal: ctx.signal }) },
+    { name: 'record', run: async (ctx) => {
+        const tx = await ctx.tx();                            // commits atomically with this checkpoint
+        await tx.query('UPDATE users SET welcomed = true WHERE id = $1', [ctx.runInput.key.id]);
+      } },
+  ],
+});
+
 // A typed row, insert only: row.email is a string (inserts and backfills both carry the row).
 export const typed = definePipeline<User>({
   name: 'typed', source: { table: 'users', events: ['insert'] },
