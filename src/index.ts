@@ -1,11 +1,11 @@
 // walflow's public API, for pipeline files (`import { definePipeline } from 'walflow'`) and
 // applications that embed the engine.
-export { definePipeline, step, batchStep, type Pipeline } from './pipeline/define.js';
+export { definePipeline, step, batchStep, type DefinePipeline, type Pipeline, type SourcePipelineDefinition } from './pipeline/define.js';
 export type {
-  BatchItem, BatchOptions, BatchStep, ChangeEvent, ChangeOp, Json, PipelineDefinition, PipelineHookContext,
-  RetryPolicy, SingleStep, SourceDefinition, StepContext, StepDefinition, TxClient,
+  BatchItem, BatchOptions, BatchStep, ChangeEvent, ChangeOp, InputSchema, Json, PipelineDefinition, PipelineHookContext,
+  RetryPolicy, SingleStep, SourceDefinition, SourceRunInput, SourceRunInputFor, StepContext, StepDefinition, TxClient,
 } from './pipeline/types.js';
-export { NonRetryableError, StepTimeoutError } from './engine/retry.js';
+export { NonRetryableError, RunInputError, StepTimeoutError } from './engine/retry.js';
 export { Engine, type EngineOptions, type StartOptions } from './engine/engine.js';
 export { createEmbeddingPipeline, type EmbeddingPipelineOptions, type EmbeddingPipeline, type SearchHit } from './steps/embedding/pipeline.js';
 export type { EmbedderSpec } from './steps/embedding/embedder-spec.js';

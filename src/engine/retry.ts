@@ -19,6 +19,11 @@ export class OutputNotJsonError extends NonRetryableError {
   override name = 'OutputNotJsonError';
 }
 
+/** A run's input does not fit its pipeline's declared shape (Pipeline.checkInput): retrying cannot change it. */
+export class RunInputError extends NonRetryableError {
+  override name = 'RunInputError';
+}
+
 /** A step attempt that ran past its timeoutMs. Retryable. */
 export class StepTimeoutError extends Error {
   override name = 'StepTimeoutError';

@@ -6,7 +6,7 @@ import type { Pipeline } from '../pipeline/define.js';
 import type { Json, StepDefinition } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import type { GroupWriter } from './group-writer.js';
-import { backoffMs, isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, StepTimeoutError, toStoredError } from './retry.js';
+import { backoffMs, isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
 import { completeRuns, releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
@@ -33,7 +33,6 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
   let runLog: Logger | undefined;
   const log = (): Logger => (runLog ??= deps.log.child({ pipeline: run.pipeline, run: run.id }));
   const stepLog = (name: string) => (): Logger => log().child({ step: name });
-  let input: unknown = run.step_index === 0 ? run.input : run.prev_output;
   let attempt = run.attempt;
 
   if (run.step_index > 0 && run.step_index === pipeline.steps.length) {
@@ -44,6 +43,20 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     const error = new NonRetryableError(`run is at step ${run.step_index} but pipeline "${pipeline.name}" now has ${pipeline.steps.length} steps (its definition changed while the run was in flight)`);
     return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, Date.now(), deps, false);
   }
+  // The pipeline's input check (its source's shape, or its declared `input`), before any step sees
+  // the input: a run started with input that does not fit fails now, with the shape it needed,
+  // rather than in a step, retried, with a TypeError. Every execution checks (a resumed run too),
+  // so that ctx.runInput is always the checked value.
+  let runInput: unknown = run.input;
+  if (pipeline.checkInput) {
+    try {
+      runInput = pipeline.checkInput(run.input);
+    } catch (err) {
+      const error = new RunInputError(err instanceof Error ? err.message : String(err));
+      return fail(run, pipeline.steps[run.step_index]!, run.step_index, error, attempt, Date.now(), deps, false);
+    }
+  }
+  let input: unknown = run.step_index === 0 ? runInput : run.prev_output;
 
   for (let i = run.step_index; i < pipeline.steps.length; i++) {
     const step = pipeline.steps[i]!;
@@ -57,7 +70,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     try {
       outcome = await invokeStep({
         step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
-        runInput: run.input, input, control, log: stepLog(step.name),
+        runInput, input, control, log: stepLog(step.name),
         batcher: step.batch ? deps.batcherFor(run.pipeline, step) : undefined,
       });
     } finally {

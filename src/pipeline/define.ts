@@ -3,7 +3,11 @@
 // with the pipeline and step named, not as a stuck run later.
 import { createHash } from 'node:crypto';
 import { UserError } from '../errors.js';
-import type { BatchStep, ChangeOp, PipelineDefinition, SingleStep, StepDefinition } from './types.js';
+import { parseTableName } from './table-name.js';
+import { declaredInputCheck, sourceInputCheck } from './input-shape.js';
+import type {
+  BatchStep, ChangeOp, InputSchema, PipelineDefinition, SingleStep, SourceDefinition, SourceRunInputFor, StepDefinition,
+} from './types.js';
 
 export type { PipelineDefinition, StepDefinition };
 
@@ -13,7 +17,42 @@ const OPS: ChangeOp[] = ['insert', 'update', 'delete', 'truncate'];
 export interface Pipeline<TRunInput = any> extends PipelineDefinition<TRunInput> {
   readonly version: string;
   readonly stepNames: string[];
+  /**
+   * Checks a run's input before its steps run and returns it as they see it (`ctx.runInput`);
+   * throws for an input that does not fit (the run fails, not retried). Absent: any input goes.
+   */
+  readonly checkInput?: (input: unknown) => TRunInput;
 }
+
+/** A source pipeline's definition: its steps see the run input of the events it declares (plus backfill). */
+export interface SourcePipelineDefinition<Row, Events extends ChangeOp> extends Omit<PipelineDefinition<SourceRunInputFor<Row, Events>>, 'source' | 'input'> {
+  source: SourceDefinition<Row, Events>;
+  /** A source pipeline's input shape is its source's (see SourceRunInput). */
+  input?: undefined;
+}
+
+/** A source pipeline declaring exactly `events: [...Events]`, in any order. */
+type DefineSource<Events extends ChangeOp> = <Row = Record<string, unknown>>(
+  def: SourcePipelineDefinition<Row, Events> & { source: { events: readonly Events[] } },
+) => Pipeline<SourceRunInputFor<Row, Events>>;
+
+/**
+ * definePipeline's signatures. TypeScript cannot infer `events` when the row type is given
+ * explicitly (`definePipeline<User>({...})`: no partial inference), so there is one signature per
+ * set of events, smallest first: the first that accepts the declared events is exactly them, and
+ * `ctx.runInput` is narrowed to their variants. `events` omitted (or not a literal): all four.
+ */
+export type DefinePipeline =
+  DefineSource<'insert'> & DefineSource<'update'> & DefineSource<'delete'> & DefineSource<'truncate'> &
+  DefineSource<'insert' | 'update'> & DefineSource<'insert' | 'delete'> & DefineSource<'insert' | 'truncate'> &
+  DefineSource<'update' | 'delete'> & DefineSource<'update' | 'truncate'> & DefineSource<'delete' | 'truncate'> &
+  DefineSource<'insert' | 'update' | 'delete'> & DefineSource<'insert' | 'update' | 'truncate'> &
+  DefineSource<'insert' | 'delete' | 'truncate'> & DefineSource<'update' | 'delete' | 'truncate'> &
+  (<Row = Record<string, unknown>>(def: SourcePipelineDefinition<Row, ChangeOp>) => Pipeline<SourceRunInputFor<Row, ChangeOp>>) &
+  /** Without a source, with a declared `input` schema: the run input is what it parses to. */
+  (<TRunInput>(def: PipelineDefinition<TRunInput> & { source?: undefined; input: InputSchema<TRunInput> }) => Pipeline<TRunInput>) &
+  /** Without a source: the run input is whatever the starter passes (type it with the type argument). */
+  (<TRunInput = any>(def: PipelineDefinition<TRunInput> & { source?: undefined }) => Pipeline<TRunInput>);
 
 function fail(pipeline: string, message: string): never {
   throw new UserError(`pipeline "${pipeline}": ${message}`);
@@ -41,7 +80,7 @@ function checkStep(p: string, step: StepDefinition, i: number): void {
   }
 }
 
-export function definePipeline<TRunInput = any>(def: PipelineDefinition<TRunInput>): Pipeline<TRunInput> {
+function define(def: PipelineDefinition): Pipeline {
   const name = def?.name;
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new UserError(`a pipeline needs a name of letters, digits, _ . - starting with a letter or _ (got ${JSON.stringify(name)})`);
@@ -64,11 +103,28 @@ export function definePipeline<TRunInput = any>(def: PipelineDefinition<TRunInpu
     if (src.columns && (!Array.isArray(src.columns) || src.columns.some((c) => typeof c !== 'string' || !c))) fail(name, 'source.columns must be a list of column names');
     if (src.key && (!Array.isArray(src.key) || src.key.length === 0)) fail(name, 'source.key must be a non-empty list of column names');
     if (src.where !== undefined && typeof src.where !== 'function') fail(name, 'source.where must be a function of the row');
+    try {
+      parseTableName(src.table);
+    } catch (err) {
+      fail(name, `source.table: ${(err as Error).message}`);
+    }
+    if (def.input !== undefined) fail(name, 'a source pipeline cannot declare input: its runs get the source\'s shape (see "Run input" in the README)');
+  }
+  if (def.input !== undefined && (def.input === null || typeof (def.input as InputSchema<unknown>).parse !== 'function')) {
+    fail(name, 'input must have a parse(value) function (a zod schema, for example)');
   }
   const stepNames = def.steps.map((s) => s.name);
   const version = def.version ?? createHash('sha256').update(stepNames.join('\n')).digest('hex').slice(0, 12);
-  return Object.freeze({ ...def, version, stepNames });
+  const checkInput = src ? sourceInputCheck(name, src) : def.input ? declaredInputCheck(name, def.input) : undefined;
+  return Object.freeze({ ...def, version, stepNames, ...(checkInput ? { checkInput } : {}) });
 }
+
+/**
+ * Defines a pipeline, checking it now so that mistakes surface at load time. With a source,
+ * `definePipeline<Row>({ source: { table, events: ['insert'] }, ... })` types `ctx.runInput` as the
+ * SourceRunInput variants of those events and backfill.
+ */
+export const definePipeline: DefinePipeline = define as DefinePipeline;
 
 /** Typed helper for a single step: `step<Input, Output>({ name, run })`. */
 export function step<I = unknown, O = unknown, TRunInput = any>(def: SingleStep<I, O, TRunInput>): SingleStep<I, O, TRunInput> {

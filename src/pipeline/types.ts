@@ -91,28 +91,39 @@ export type StepDefinition<I = any, O = any, TRunInput = any> = SingleStep<I, O,
 
 export type ChangeOp = 'insert' | 'update' | 'delete' | 'truncate';
 
-/** A row change from logical replication, as a WAL-started run receives it (`ctx.runInput`). */
-export interface ChangeEvent<Row = Record<string, unknown>> {
-  op: ChangeOp;
-  /** Schema-qualified, e.g. "public.documents". */
-  table: string;
-  /** Key column values; null for truncate. */
-  key: Record<string, unknown> | null;
-  /** The new row (insert, update); null for delete and truncate. */
-  row: Row | null;
-  /** The old row when the table has REPLICA IDENTITY FULL, else only its key columns (update, delete). */
-  old: Partial<Row> | null;
-  /** Commit LSN of the transaction, e.g. "0/16B3748". */
-  lsn: string;
-  /** Position of the change within its transaction (several rows share one commit LSN). */
-  index: number;
-}
+/**
+ * What every run of a source pipeline receives as `ctx.runInput`, whoever started it: a WAL change
+ * (insert, update, delete, truncate), `walflow backfill` (backfill) or a start from SQL/TypeScript
+ * (any of them, checked before the first step runs). Narrow on `op` before reading `row`/`key`.
+ * - `table`: schema-qualified and unquoted, e.g. "public.documents".
+ * - `key`: the source key columns (null only for truncate).
+ * - `row`: the new row (insert, update) or the row as the backfill read it; null for delete, truncate.
+ * - `old`: update: the whole old row with REPLICA IDENTITY FULL, else the identity (key) columns, or
+ *   null; delete: the key columns at least, the whole old row with REPLICA IDENTITY FULL.
+ * - `lsn`, `index`: commit LSN of the change's transaction and its position within it; null when
+ *   the run did not come from WAL.
+ * - `backfill`: the id of the backfill (walflow.backfills) that started the run.
+ */
+export type SourceRunInput<Row = Record<string, unknown>> =
+  | { op: 'insert'; table: string; key: Record<string, unknown>; row: Row; old: null; lsn: string | null; index: number | null }
+  | { op: 'update'; table: string; key: Record<string, unknown>; row: Row; old: Partial<Row> | null; lsn: string | null; index: number | null }
+  | { op: 'delete'; table: string; key: Record<string, unknown>; row: null; old: Partial<Row>; lsn: string | null; index: number | null }
+  | { op: 'truncate'; table: string; key: null; row: null; old: null; lsn: string | null; index: number | null }
+  | { op: 'backfill'; table: string; key: Record<string, unknown>; row: Row; old: null; lsn: null; index: null; backfill: number };
 
-export interface SourceDefinition<Row = Record<string, unknown>> {
+export type SourceRunOp = SourceRunInput['op'];
+
+/** The run input of a source pipeline that reacts to `Events`: those variants, plus backfill (always possible). */
+export type SourceRunInputFor<Row = Record<string, unknown>, Events extends ChangeOp = ChangeOp> = Extract<SourceRunInput<Row>, { op: Events | 'backfill' }>;
+
+/** A row change from logical replication, as a WAL-started run receives it: the WAL variants of SourceRunInput. */
+export type ChangeEvent<Row = Record<string, unknown>> = Extract<SourceRunInput<Row>, { op: ChangeOp }>;
+
+export interface SourceDefinition<Row = Record<string, unknown>, Events extends ChangeOp = ChangeOp> {
   /** Table name, optionally schema-qualified ("documents" means "public.documents"). */
   table: string;
   /** Changes that start runs. Others are filtered by this declaration (and counted). Default: all four. */
-  events?: ChangeOp[];
+  events?: readonly Events[];
   /** An UPDATE that changes none of these columns starts nothing. Default: any column. */
   columns?: string[];
   /** Row predicate: rows for which it returns false start nothing (counted as filtered). */
@@ -121,12 +132,16 @@ export interface SourceDefinition<Row = Record<string, unknown>> {
   key?: string[];
 }
 
+/** Checks and returns a run's input; zod schemas fit (`z.object({...})`). Throw to refuse the input. */
+export interface InputSchema<T> {
+  parse(value: unknown): T;
+}
+
 export interface PipelineDefinition<TRunInput = any> {
   /** Letters, digits, '_', '-', '.'; unique among loaded pipelines. */
   name: string;
   /** Changes when the steps' meaning changes (model, chunking…). Default: derived from step names. */
   version?: string;
-  source?: SourceDefinition;
   /**
    * Roles that may start this pipeline's runs from SQL (`walflow.start`, `start_batch`): members of
    * any of them. Default (omitted): every role with USAGE on schema walflow. `[]`: walflow itself
@@ -134,6 +149,12 @@ export interface PipelineDefinition<TRunInput = any> {
    * "Authorization".
    */
   startRoles?: string[];
+  source?: SourceDefinition<any, ChangeOp>;
+  /**
+   * For a pipeline without a source: checks the input of every run before its first step (a run
+   * whose input does not parse fails at once, not retried). What it returns is `ctx.runInput`.
+   */
+  input?: InputSchema<TRunInput>;
   /** The key of a run started without one (WAL-started runs use the table key). */
   key?: (input: TRunInput) => string | null;
   steps: StepDefinition<any, any, TRunInput>[];

@@ -58,11 +58,14 @@ export interface RoutedChange {
   readonly route: Route;
 }
 
+/** A change's run input (SourceRunInput's WAL variants): from WAL, so it always has its position. */
+export type WalChangeEvent = ChangeEvent & { lsn: string; index: number };
+
 /** A run to start: one item of walflow.start_batch. */
 export interface StartItem {
   readonly kind: 'start';
   readonly pipeline: string;
-  readonly event: ChangeEvent;
+  readonly event: WalChangeEvent;
   readonly runKey: string | null;
   readonly dedupeId: string;
 }

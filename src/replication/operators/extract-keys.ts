@@ -2,8 +2,7 @@
 // key: one column → its text, several → a JSON array) and its dedupe id (commit LSN + position in
 // the transaction), which makes a replay after a crash start nothing twice.
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { ChangeEvent } from '../../pipeline/types.js';
-import { routedChangeError, type Boundary, type ErrorItem, type RoutedChange, type Row, type StartItem } from '../types.js';
+import { routedChangeError, type Boundary, type ErrorItem, type RoutedChange, type Row, type StartItem, type WalChangeEvent } from '../types.js';
 
 export function dedupeIdOf(lsn: string, index: number): string {
   // Zero-padded so ids of one transaction sort by position; the LSN keeps them unique across them.
@@ -28,21 +27,34 @@ function keyError(item: RoutedChange, missing: string[]): ErrorItem {
   return routedChangeError(item, 'key_missing', `${change.op} on ${change.table} lacks key column(s) ${missing.join(', ')} of pipeline "${route.pipeline}": use the primary key as source.key, or ALTER TABLE ${change.table} REPLICA IDENTITY FULL`);
 }
 
+/** The run input of a change: the SourceRunInput variant of its op (see docs: "Run input"). */
+function eventOf(change: RoutedChange['change'], key: Row): WalChangeEvent {
+  const { table, lsn, index } = change;
+  switch (change.op) {
+    case 'insert': return { op: 'insert', table, key, row: change.row ?? {}, old: null, lsn, index };
+    case 'update': return { op: 'update', table, key, row: change.row ?? {}, old: change.old, lsn, index };
+    // Without REPLICA IDENTITY FULL the old row is its identity columns; the key is always there.
+    case 'delete': return { op: 'delete', table, key, row: null, old: change.old ?? { ...key }, lsn, index };
+    case 'truncate': return { op: 'truncate', table, key: null, row: null, old: null, lsn, index };
+  }
+}
+
 export function toStartItem(item: RoutedChange): StartItem | ErrorItem {
   const { change, route } = item;
-  let key: Row | null = null;
-  if (change.op !== 'truncate') {
-    const from = change.op === 'delete' ? change.old : change.row;
-    key = {};
-    const missing: string[] = [];
-    for (const c of route.keyColumns) {
-      const v = from?.[c];
-      if (v === undefined || v === null) missing.push(c);
-      key[c] = v;
-    }
-    if (missing.length > 0) return keyError(item, missing);
+  if (change.op === 'truncate') {
+    const event: WalChangeEvent = { op: 'truncate', table: change.table, key: null, row: null, old: null, lsn: change.lsn, index: change.index };
+    return { kind: 'start', pipeline: route.pipeline, event, runKey: null, dedupeId: dedupeIdOf(change.lsn, change.index) };
   }
-  const event: ChangeEvent = { op: change.op, table: change.table, key, row: change.row, old: change.old, lsn: change.lsn, index: change.index };
+  const from = change.op === 'delete' ? change.old : change.row;
+  const key: Row = {};
+  const missing: string[] = [];
+  for (const c of route.keyColumns) {
+    const v = from?.[c];
+    if (v === undefined || v === null) missing.push(c);
+    key[c] = v;
+  }
+  if (missing.length > 0) return keyError(item, missing);
+  const event = eventOf(change, key);
   return { kind: 'start', pipeline: route.pipeline, event, runKey: runKeyOf(key, route.keyColumns), dedupeId: dedupeIdOf(change.lsn, change.index) };
 }
 

@@ -1,5 +1,7 @@
 // The flagship: keep a pgvector table of embeddings in sync with a text table, row by row.
-//   sync   — re-read the source row (its current version; TOAST-safe), chunk it, and note which
+//   sync   — re-read the source row (its current version, whatever the run input carries: a row
+//            changed or deleted since its change or backfill read it is embedded as it is now;
+//            TOAST-safe), chunk it, and note which
 //            chunks already have a vector in the target (same text hash and model: not re-embedded)
 //   embed  — a batched step: the new chunks of many rows in one provider call
 //   upsert — replace the row's chunks in ctx.tx, atomically with the checkpoint; never lets an
@@ -8,7 +10,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
-import type { BatchItem, ChangeEvent, Queryable, StepContext } from '../../pipeline/types.js';
+import type { BatchItem, Queryable, SourceRunInput, StepContext } from '../../pipeline/types.js';
 import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
@@ -46,8 +48,8 @@ export interface EmbeddingPipelineOptions {
   indexMinRows?: number;
 }
 
-/** A run's input: a WAL change, or a backfill of one key. */
-type SyncInput = ChangeEvent | { op: 'backfill'; table: string; key: Record<string, unknown> };
+/** A run's input: a WAL change or a backfill of one row (checked by the engine before sync runs). */
+type SyncInput = SourceRunInput;
 
 interface PlannedChunk { i: number; text: string; hash: string; vec?: string }
 /** `source`: a hash of the text (and template fields) the chunks were made from. */
@@ -150,7 +152,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   async function readRow(db: Queryable, key: Record<string, unknown>) {
     const cols = await resolveKey(db);
     const missing = cols.filter((c) => !(c in key));
-    if (missing.length) throw new UserError(`run input lacks key column(s) ${missing.join(', ')} of ${source.name}`);
+    if (missing.length) throw new UserError(`run input does not fit pipeline "${o.name}" (source ${source.schema}.${source.name}): its key lacks column(s) ${missing.join(', ')} — got key ${JSON.stringify(key)}`);
     const extra = (o.templateColumns ?? []).map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
     const where = cols.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
     const { rows } = await db.query<Record<string, string | null>>(
@@ -169,7 +171,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     return (await db.query<{ v: string }>('SELECT pg_current_wal_lsn()::text AS v')).rows[0]!.v;
   }
 
-  const pipeline = definePipeline<SyncInput>({
+  const pipeline = definePipeline({
     name: o.name,
     version: configVersion,
     source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}) },
@@ -193,10 +195,9 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
         name: 'sync',
         retry: { maxAttempts: 5, initialDelayMs: 500 },
         run: async (ctx: StepContext<SyncInput>, input: SyncInput): Promise<Planned> => {
-          if (input.op === 'truncate') return { truncate: true, version: input.lsn, chunks: [] };
-          const key = input.key;
-          if (!key) throw new UserError(`a ${input.op} change without a key cannot be embedded`);
-          const row = await readRow(ctx.db, key);
+          // A TRUNCATE started from SQL has no LSN: everything written before now goes.
+          if (input.op === 'truncate') return { truncate: true, version: input.lsn ?? (await currentLsn(ctx.db)), chunks: [] };
+          const row = await readRow(ctx.db, input.key);
           if (!row || row.body === null) return { version: row?.version ?? (await currentLsn(ctx.db)), chunks: [] }; // deleted or empty
           const fields = Object.fromEntries((o.templateColumns ?? []).map((c, i) => [c, row[`f${i}`] ?? '']));
           const e = await embedder();

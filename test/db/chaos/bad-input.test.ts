@@ -17,7 +17,7 @@ import { UserError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { startWalflow } from '../../../src/ops/runner.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
-import type { ChangeEvent } from '../../../src/pipeline/types.js';
+import type { SourceDefinition, SourceRunInput } from '../../../src/pipeline/types.js';
 import { dropPublication } from '../../../src/replication/publication.js';
 import { dropSlot } from '../../../src/replication/slot.js';
 import { ReplicationSource } from '../../../src/replication/replication-source.js';
@@ -106,7 +106,7 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
     await db.pool.query(`CREATE TABLE bi_nokey (a int, b text);
       CREATE TABLE bi_full (a int, b text); ALTER TABLE bi_full REPLICA IDENTITY FULL;
       CREATE TABLE bi_pk (id int PRIMARY KEY, body text)`);
-    const P = (name: string, source: Parameters<typeof definePipeline>[0]['source']) => definePipeline({ name, source, steps: [noop] });
+    const P = (name: string, source: SourceDefinition) => definePipeline({ name, source, steps: [noop] });
     const cases: [ReturnType<typeof P>, RegExp][] = [
       [P('s1', { table: 'bi_missing' }), /^pipeline "s1": source table public\.bi_missing does not exist/],
       [P('s2', { table: 'bi_pk', columns: ['nope'] }), /^pipeline "s2": source table public\.bi_pk has no column "nope"/],
@@ -203,12 +203,12 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
       CREATE SCHEMA ${q(SCHEMA)};
       CREATE TABLE ${table} (${q(KEY)} int PRIMARY KEY, ${q(BODY)} text, ${q(TITLE)} text);
       CREATE TABLE ${q(SCHEMA)}.${q(EFFECTS)} (${q(KEY)} int, ${q(BODY)} text, op text)`);
-    const wal = definePipeline<ChangeEvent>({
+    const wal = definePipeline({
       name: 'hostile-wal',
       source: { table, columns: [BODY] },
       steps: [{
         name: 'apply',
-        run: async (ctx, change: ChangeEvent) => {
+        run: async (ctx, change: SourceRunInput) => {
           const tx = await ctx.tx();
           await tx.query(`INSERT INTO ${q(SCHEMA)}.${q(EFFECTS)} VALUES ($1, $2, $3)`, [change.key?.[KEY], change.row?.[BODY] ?? null, change.op]);
         },

@@ -195,7 +195,7 @@ describe('least privilege', () => {
       try {
         await worker.register(); // before: "permission denied for schema public" from CREATE TABLE IF NOT EXISTS
         await worker.runWorkers();
-        await worker.startMany('lp-embed-worker', [1, 2, 3, 4, 5].map((id) => ({ input: { op: 'backfill', table: 'public.lp_wdocs', key: { id } }, key: String(id) })));
+        await worker.startMany('lp-embed-worker', [1, 2, 3, 4, 5].map((id) => ({ input: { op: 'backfill', table: 'public.lp_wdocs', key: { id }, row: { id }, old: null, lsn: null, index: null, backfill: 1 }, key: String(id) })));
         await waitFor('5 documents embedded by the worker role', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'lp-embed-worker' AND status = 'completed'`)).rows[0].n === 5, 20_000, 50);
         expect((await db.pool.query(`SELECT count(DISTINCT source_key)::int AS n FROM lp_wdocs_embeddings`)).rows[0].n).toBe(5);
       } finally {
@@ -231,7 +231,7 @@ describe('least privilege', () => {
       await engine.register();
       await engine.runWorkers();
       try {
-        await engine.startMany(name, [1, 2, 3, 4, 5, 6].map((id) => ({ input: { op: 'backfill', table: 'public.lp_docs', key: { id } }, key: String(id) })));
+        await engine.startMany(name, [1, 2, 3, 4, 5, 6].map((id) => ({ input: { op: 'backfill', table: 'public.lp_docs', key: { id }, row: { id }, old: null, lsn: null, index: null, backfill: 1 }, key: String(id) })));
         await waitFor(`${name} ${want}`, async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = $1 AND status = $2`, [name, want])).rows[0].n === 6, 20_000, 50);
       } finally {
         await engine.stop();

@@ -32,7 +32,7 @@ describe('regressions found by npm run chaos', () => {
     const engine = new Engine({ url: db.url, pipelines: [p], pollIntervalMs: 50 });
     await engine.register();
     await engine.runWorkers();
-    const sync = (id: number) => engine.start('rg-embed', { op: 'backfill', table: 'public.rg_docs', key: { id } }, { key: String(id) });
+    const sync = (id: number) => engine.start('rg-embed', { op: 'backfill', table: 'public.rg_docs', key: { id }, row: { id }, old: null, lsn: null, index: null, backfill: 1 }, { key: String(id) });
     const settled = (id: string, status: string) => waitFor(`run ${id} ${status}`, async () => (await statusOf(id)) === status, 20_000, 50);
     const chunks = async (id: number) => (await db.pool.query(`SELECT count(*)::int AS n FROM rg_docs_embeddings WHERE source_key = $1`, [String(id)])).rows[0].n;
     try {

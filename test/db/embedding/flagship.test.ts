@@ -32,9 +32,21 @@ async function chunksOf(key: string): Promise<{ chunk_index: number; chunk_text:
   return (await db.pool.query('SELECT chunk_index, chunk_text, content_hash FROM documents_embeddings WHERE source_key = $1 ORDER BY chunk_index', [key])).rows;
 }
 
+/**
+ * Backfill runs for `keys`, each carrying a row as a backfill that read it before the row changed
+ * would: the pipeline must embed the row as it is when its run executes, never the carried one.
+ */
 async function syncKeys(keys: number[]): Promise<void> {
-  await engine.startMany('embed-docs', keys.map((id) => ({ input: { op: 'backfill', table: 'public.documents', key: { id } }, key: String(id) })));
+  await engine.startMany('embed-docs', keys.map((id) => ({
+    input: { op: 'backfill', table: 'public.documents', key: { id }, row: { id, title: 'Stale', body: 'stale text read before the row changed' }, old: null, lsn: null, index: null, backfill: 1 },
+    key: String(id),
+  })));
   await settled();
+}
+
+async function failedRun(id: string): Promise<{ status: string; attempt: number; error: { name: string; message: string } }> {
+  await waitFor(`run ${id} failed`, async () => (await db.pool.query('SELECT status FROM walflow.runs WHERE id = $1', [id])).rows[0]?.status === 'failed', 15_000, 20);
+  return (await db.pool.query('SELECT status, attempt, error FROM walflow.runs WHERE id = $1', [id])).rows[0];
 }
 
 beforeAll(async () => {
@@ -128,5 +140,23 @@ describe('embedding pipeline', () => {
     await engine.start('embed-docs', { op: 'truncate', table: 'public.documents', key: null, row: null, old: null, lsn: (await db.pool.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l, index: 0 });
     await settled();
     expect((await db.pool.query('SELECT count(*)::int AS n FROM documents_embeddings')).rows[0].n).toBe(0);
+  });
+
+  it('a backfill run embeds its row as it is when the run executes, not as the backfill read it', async () => {
+    await db.pool.query(`INSERT INTO documents VALUES (20, 'Fresh', 'the current text of the row')`);
+    await syncKeys([20]);
+    expect((await chunksOf('20')).map((c) => c.chunk_text)).toEqual(['Fresh: the current text of the row']);
+  });
+
+  // Last: these leave failed runs behind (settled() above allows none).
+  it('a run started from SQL with input that is not a change of its table fails at once with the shape it needed', async () => {
+    const start = async (input: unknown) => (await db.pool.query('SELECT walflow.start($1, $2) AS id', ['embed-docs', JSON.stringify(input)])).rows[0].id as string;
+    const noOp = await failedRun(await start({ id: 1 }));
+    expect(noOp).toMatchObject({ attempt: 1, error: { name: 'RunInputError' } });
+    expect(noOp.error.message).toBe('run input does not fit pipeline "embed-docs" (source public.documents): expected {op: "insert"|"update"|"delete"|"truncate"|"backfill", '
+      + 'table: "public.documents", key: {<primary key columns>}, row: {...}} — got {"id":1} (op: expected "insert"|"update"|"delete"|"truncate"|"backfill")');
+    // Key columns are known only once the pipeline has looked at its table: a key without them fails in sync, not retried either.
+    const wrongKey = await failedRun(await start({ op: 'insert', table: 'public.documents', key: { doc: 1 }, row: { doc: 1 } }));
+    expect(wrongKey).toMatchObject({ attempt: 1, error: { message: 'run input does not fit pipeline "embed-docs" (source public.documents): its key lacks column(s) id — got key {"doc":1}' } });
   });
 });
