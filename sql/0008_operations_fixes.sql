@@ -1,0 +1,133 @@
+-- Operating walflow: a retried run keeps its failure history, runs list in exact start order,
+-- dead worker processes and dropped slots stop looking alive.
+
+-- Attempts of the step at step_index made before the last `walflow.retry` of the run. `attempt`
+-- keeps counting executions across retries (so that every execution keeps its own timeline entry:
+-- step_errors' key is (run, step, attempt)); the step's retry budget counts from here.
+ALTER TABLE walflow.runs ADD COLUMN retry_base integer NOT NULL DEFAULT 0;
+
+-- Re-queues a failed or cancelled run at its unfinished step. Its attempt count goes on (the next
+-- execution is attempt n+1) and the step gets a fresh budget of maxAttempts.
+CREATE OR REPLACE FUNCTION walflow.retry(run uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  v_pipeline text;
+BEGIN
+  UPDATE walflow.runs SET status = 'queued', retry_base = attempt, run_at = now(), error = NULL, finished_at = NULL, updated_at = now()
+   WHERE id = run AND status IN ('failed', 'cancelled')
+  RETURNING pipeline INTO v_pipeline;
+  IF FOUND THEN
+    DELETE FROM walflow.cancelled_running WHERE run_id = run;
+    PERFORM pg_notify('walflow_runs', v_pipeline);
+    RETURN true;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM walflow.runs WHERE id = run) THEN
+    RAISE EXCEPTION 'walflow: no run %', run USING ERRCODE = 'WF003';
+  END IF;
+  RETURN false;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION walflow.retry_failed(p_pipeline text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM walflow.pipelines WHERE name = p_pipeline) THEN
+    RAISE EXCEPTION 'walflow: unknown pipeline "%"', p_pipeline USING ERRCODE = 'WF001';
+  END IF;
+  UPDATE walflow.runs SET status = 'queued', retry_base = attempt, run_at = now(), error = NULL, finished_at = NULL, updated_at = now()
+   WHERE pipeline = p_pipeline AND status = 'failed';
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN PERFORM pg_notify('walflow_runs', p_pipeline); END IF;
+  RETURN n;
+END;
+$$;
+
+-- A process is alive while it heartbeats (every 10 s); after three missed heartbeats it is dead,
+-- and what it had in flight is no longer claimed as current (its runs come back when their leases
+-- expire). Engine maintenance deletes dead processes' rows an hour after their last heartbeat.
+CREATE OR REPLACE VIEW walflow.worker_health AS
+SELECT owner, host, pid, pipelines,
+       CASE WHEN heartbeat_at > now() - interval '30 seconds' THEN in_flight END AS in_flight,
+       started_at, heartbeat_at,
+       CASE WHEN heartbeat_at > now() - interval '30 seconds' THEN 'alive' ELSE 'dead' END AS health
+FROM walflow.workers;
+
+-- Only slots the server still has: walflow's state row of a dropped slot is no replication.
+-- (walflow.replication_lag keeps showing it, with NULL active, for whoever looks for such rows.)
+CREATE OR REPLACE VIEW walflow.replication_status AS
+SELECT l.slot_name,
+       l.publication,
+       coalesce(l.active, false) AS active,
+       l.lag_bytes::bigint AS lag_bytes,
+       extract(epoch FROM r.flush_lag)::float8 AS lag_seconds,
+       l.leader_id,
+       l.leader_heartbeat_at,
+       CASE WHEN l.leader_id IS NULL THEN 'none'
+            WHEN l.active AND l.leader_heartbeat_at > now() - interval '30 seconds' THEN 'alive'
+            ELSE 'stale' END AS leader_health,
+       l.wal_status,
+       l.confirmed_flush_lsn,
+       l.durable_lsn
+FROM walflow.replication_lag l
+LEFT JOIN pg_stat_replication r ON r.pid = l.active_pid
+WHERE l.active IS NOT NULL;
+
+-- Runs newest first, exactly: by the millisecond in the run's id (uuid v7), then by start order
+-- (seq) within it. The page is read from the primary key in id order (fast however many finished
+-- runs there are); only the page's last millisecond, which the limit may cut in id order rather
+-- than start order, is read whole and re-sorted. p_before (a page's last id) continues after that
+-- run. steps_done: committed checkpoints; current_step: the step the run is executing, waiting
+-- for, failed or cancelled at (NULL once completed or superseded).
+DROP FUNCTION walflow.list_runs(text, text, text, uuid, integer);
+CREATE FUNCTION walflow.list_runs(
+  p_pipeline text DEFAULT NULL, p_status text DEFAULT NULL, p_key text DEFAULT NULL,
+  p_before uuid DEFAULT NULL, p_limit integer DEFAULT 50)
+RETURNS TABLE (id uuid, pipeline text, key text, status text, steps_done integer, current_step text,
+               attempt integer, created_at timestamptz, finished_at timestamptz, error_message text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_limit integer := least(greatest(coalesce(p_limit, 50), 1), 10000);
+  v_ms    text;
+  v_seq   bigint;
+  v_where text := 'true';
+BEGIN
+  IF p_pipeline IS NOT NULL THEN v_where := v_where || ' AND r.pipeline = $1'; END IF;
+  IF p_status IS NOT NULL THEN v_where := v_where || ' AND r.status = $2'; END IF;
+  IF p_key IS NOT NULL THEN v_where := v_where || ' AND r.key = $3'; END IF;
+  IF p_before IS NOT NULL THEN
+    SELECT b.seq INTO v_seq FROM walflow.runs b WHERE b.id = p_before;
+    v_ms := left(p_before::text, 13);
+    IF v_seq IS NULL THEN
+      -- That run was pruned meanwhile: its id still places it, to the millisecond.
+      v_where := v_where || ' AND r.id < $4';
+    ELSE
+      v_where := v_where || format(' AND r.id <= %L::uuid AND (r.id < %L::uuid OR r.seq < %s)',
+                                   v_ms || '-ffff-ffff-ffffffffffff', v_ms || '-0000-0000-000000000000', v_seq);
+    END IF;
+  END IF;
+  -- Built per call (EXECUTE), so that each call gets a plan for the filters it actually has. The
+  -- candidates carry their columns: joining them back to runs lets the planner misjudge their
+  -- number and sort the whole table.
+  RETURN QUERY EXECUTE format($q$
+    WITH page AS MATERIALIZED (
+      SELECT %2$s FROM walflow.runs r WHERE %1$s ORDER BY r.id DESC LIMIT $5
+    ), edge AS (
+      SELECT left(min(p.id::text COLLATE "C"), 13) AS ms FROM page p HAVING count(*) = $5
+    ), picked AS MATERIALIZED (
+      SELECT * FROM page
+      UNION
+      SELECT %2$s FROM walflow.runs r, edge e
+       WHERE r.id >= (e.ms || '-0000-0000-000000000000')::uuid
+         AND r.id <= (e.ms || '-ffff-ffff-ffffffffffff')::uuid AND %1$s
+    )
+    SELECT c.id, c.pipeline, c.key, c.status, d.n, CASE WHEN c.status IN ('completed', 'superseded') THEN NULL ELSE pl.steps[d.n + 1] END,
+           CASE WHEN d.n = c.step_index THEN c.attempt WHEN c.status = 'running' THEN 1 ELSE 0 END,
+           c.created_at, c.finished_at, c.error_message
+      FROM (SELECT * FROM picked ORDER BY left(id::text, 13) COLLATE "C" DESC, seq DESC LIMIT $5) c
+      LEFT JOIN walflow.pipelines pl ON pl.name = c.pipeline
+      CROSS JOIN LATERAL (SELECT count(*)::integer AS n FROM walflow.steps s WHERE s.run_id = c.id) d
+     ORDER BY left(c.id::text, 13) COLLATE "C" DESC, c.seq DESC$q$, v_where,
+     'r.id, r.seq, r.pipeline, r.key, r.status, r.step_index, r.attempt, r.created_at, r.finished_at, r.error->>''message'' AS error_message')
+  USING p_pipeline, p_status, p_key, p_before, v_limit;
+END;
+$$;
