@@ -23,10 +23,20 @@ export function validateDatabaseUrl(url: string): string {
   return url;
 }
 
-/** The URL to use: DATABASE_URL when given, else the embedded cluster (started if needed). */
-export async function resolveDatabaseUrl(config: WalflowConfig): Promise<string> {
+/**
+ * The URL to use: DATABASE_URL when given, else the embedded cluster's. Only the commands that
+ * bring walflow up (`walflow run`; `db start` and the demo start the cluster themselves) pass
+ * `startEmbedded`; every other command finds a stopped cluster stopped and says so (exit 3)
+ * rather than starting a server behind the operator's back.
+ */
+export async function resolveDatabaseUrl(config: WalflowConfig, opts: { startEmbedded?: boolean } = {}): Promise<string> {
   if (config.databaseUrl) return validateDatabaseUrl(config.databaseUrl);
-  return new EmbeddedCluster({ dataDir: config.dataDir }).start();
+  const cluster = new EmbeddedCluster({ dataDir: config.dataDir });
+  if (opts.startEmbedded) return cluster.start();
+  const state = cluster.isInitialized() ? cluster.readState() : undefined;
+  if (!state) throw new UserError(`there is no embedded cluster in ${cluster.dataDir} (and DATABASE_URL is not set): walflow db start`, 3);
+  if (!(await cluster.isRunning())) throw new UserError('the embedded cluster is not running: walflow db start', 3);
+  return cluster.urlFor(state);
 }
 
 const friendly: Record<string, string> = {

@@ -15,7 +15,7 @@ import { StepTimeoutError } from './retry.js';
 import type { RunEnd } from './run-executor.js';
 import { StepSlots, syncSlots } from './step-slots.js';
 import {
-  pruneFinished, reapExpiredLeases, registerPipelines, startRuns, writeCheckpoints, writeFailures,
+  pruneDeadWorkers, pruneFinished, reapExpiredLeases, registerPipelines, startRuns, writeCheckpoints, writeFailures,
   type CheckpointItem, type FailureItem, type StartItem, type StartResult,
 } from './store.js';
 import { Worker } from './worker.js';
@@ -171,6 +171,8 @@ export class Engine {
        ON CONFLICT (owner) DO UPDATE SET in_flight = EXCLUDED.in_flight, heartbeat_at = now()`,
       [this.owner, host, Number(pid), [...this.pipelines.keys()], inFlight],
     );
+    // Maintenance: processes silent for an hour (SIGKILLed, their host gone) leave walflow status.
+    await pruneDeadWorkers(this.pool);
   }
 
   private every(ms: number, chore: () => Promise<void>): void {

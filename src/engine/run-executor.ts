@@ -33,7 +33,9 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
   let runLog: Logger | undefined;
   const log = (): Logger => (runLog ??= deps.log.child({ pipeline: run.pipeline, run: run.id }));
   const stepLog = (name: string) => (): Logger => log().child({ step: name });
+  // ctx.attempt counts every execution of the step; its retry budget counts from the last manual retry.
   let attempt = run.attempt;
+  let base = run.retry_base;
 
   if (run.step_index > 0 && run.step_index === pipeline.steps.length) {
     // Every step is checkpointed; only the completion is missing (see completeRuns).
@@ -41,7 +43,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
   }
   if (run.step_index >= pipeline.steps.length) {
     const error = new NonRetryableError(`run is at step ${run.step_index} but pipeline "${pipeline.name}" now has ${pipeline.steps.length} steps (its definition changed while the run was in flight)`);
-    return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, Date.now(), deps, false);
+    return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, base, Date.now(), deps, false);
   }
   // The pipeline's input check (its source's shape, or its declared `input`), before any step sees
   // the input: a run started with input that does not fit fails now, with the shape it needed,
@@ -53,7 +55,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
       runInput = pipeline.checkInput(run.input);
     } catch (err) {
       const error = new RunInputError(err instanceof Error ? err.message : String(err));
-      return fail(run, pipeline.steps[run.step_index]!, run.step_index, error, attempt, Date.now(), deps, false);
+      return fail(run, pipeline.steps[run.step_index]!, run.step_index, error, attempt, base, Date.now(), deps, false);
     }
   }
   let input: unknown = run.step_index === 0 ? runInput : run.prev_output;
@@ -61,9 +63,9 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
   for (let i = run.step_index; i < pipeline.steps.length; i++) {
     const step = pipeline.steps[i]!;
     const started = Date.now();
-    if (attempt > maxAttempts(step.retry)) {
+    if (attempt - base > maxAttempts(step.retry)) {
       const last = run.attempt === attempt ? ' (the last attempt ended without a result: its worker crashed or lost its lease)' : '';
-      return fail(run, step, i, new NonRetryableError(`step "${step.name}" exhausted its ${maxAttempts(step.retry)} attempts${last}`), attempt - 1, started, deps, false);
+      return fail(run, step, i, new NonRetryableError(`step "${step.name}" exhausted its ${maxAttempts(step.retry)} attempts${last}`), attempt - 1, base, started, deps, false);
     }
     const release = step.concurrency && !step.batch ? await deps.acquireSlot(run.pipeline, step, control) : undefined;
     let outcome;
@@ -82,7 +84,7 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     if (!outcome.ok) {
       if (outcome.tx) await finishTx(outcome.tx, false, control.aborted || outcome.error instanceof StepTimeoutError).catch(() => undefined);
       if (control.aborted) return 'lost'; // cancelled, lease lost, or shutdown: nothing to record
-      return fail(run, step, i, outcome.error, attempt, started, deps, isRetryable(outcome.error, step.retry));
+      return fail(run, step, i, outcome.error, attempt, base, started, deps, isRetryable(outcome.error, step.retry));
     }
 
     const item: CheckpointItem = {
@@ -101,14 +103,14 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
       } catch (err) {
         await finishTx(outcome.tx, false, false).catch(() => undefined);
         if (control.aborted) return 'lost';
-        return fail(run, step, i, err, attempt, started, deps, !(err instanceof OutputNotJsonError));
+        return fail(run, step, i, err, attempt, base, started, deps, !(err instanceof OutputNotJsonError));
       }
     } else {
       try {
         owned = await deps.checkpoints.submit(item);
       } catch (err) {
         if (!(err instanceof OutputNotJsonError)) throw err; // the database: the lease will expire and the run resume
-        return fail(run, step, i, err, attempt, started, deps, false);
+        return fail(run, step, i, err, attempt, base, started, deps, false);
       }
     }
     if (!owned) {
@@ -121,13 +123,15 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     }
     input = outcome.output;
     attempt = 1;
+    base = 0;
   }
   return 'completed';
 }
 
-async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
-  const retry = retryable && attempt < maxAttempts(step.retry);
-  const retryAt = retry ? new Date(Date.now() + backoffMs(step.retry, attempt + 1)) : null;
+/** `base`: executions before the run's last manual retry; the budget and the backoff count from it. */
+async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, base: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
+  const retry = retryable && attempt - base < maxAttempts(step.retry);
+  const retryAt = retry ? new Date(Date.now() + backoffMs(step.retry, attempt - base + 1)) : null;
   const stored = toStoredError(error, { step: step.name, attempt });
   const owned = await deps.failures.submit({
     run_id: run.id, step_index: index, step: step.name, error: stored, attempts: attempt,

@@ -13,7 +13,10 @@ export interface ClaimedRun {
   key: string | null;
   input: Json;
   step_index: number;
+  /** Executions of the step at step_index, this one included (ctx.attempt): retries never reset it. */
   attempt: number;
+  /** Executions before the run's last manual retry: the step's retry budget counts from here. */
+  retry_base: number;
   /** Output of the last committed step: the input of the step at step_index. */
   prev_output: Json | null;
 }
@@ -73,12 +76,13 @@ UPDATE walflow.runs r
    SET status = 'running',
        -- Attempts count per step: reaching a new step starts again at 1.
        attempt = CASE WHEN m.step_index > r.step_index THEN 1 ELSE r.attempt + 1 END,
+       retry_base = CASE WHEN m.step_index > r.step_index THEN 0 ELSE r.retry_base END,
        step_index = m.step_index,
        lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
        started_at = coalesce(r.started_at, now()), updated_at = now()
   FROM resume m
  WHERE r.id = m.id
-RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, m.output AS prev_output`;
+RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, r.retry_base, m.output AS prev_output`;
 
 /**
  * Checkpoints. Two fences keep a step's result from counting twice or after a cancel:
@@ -160,12 +164,15 @@ WITH d AS (
     FROM d
    WHERE r.id = d.run_id AND r.lease_owner = $2 AND r.status = 'running'
   RETURNING r.id
+), recorded AS (
+  -- Each execution has its own entry. The one conflict left is an exhausted budget reported as the
+  -- last attempt, whose entry (the reaper's record of a lost execution) stays as it was.
+  INSERT INTO walflow.step_errors (run_id, step_index, step, attempt, error, started_at, retry_at)
+  SELECT d.run_id, d.step_index, d.step, d.attempts, d.error, now() - d.duration_ms * interval '1 millisecond', d.retry_at
+    FROM d JOIN owned o ON o.id = d.run_id
+  ON CONFLICT (run_id, step_index, attempt) DO NOTHING
 )
-INSERT INTO walflow.step_errors AS s (run_id, step_index, step, attempt, error, started_at, retry_at)
-SELECT d.run_id, d.step_index, d.step, d.attempts, d.error, now() - d.duration_ms * interval '1 millisecond', d.retry_at
-  FROM d JOIN owned o ON o.id = d.run_id
-ON CONFLICT (run_id, step_index, attempt) DO UPDATE SET error = EXCLUDED.error, failed_at = EXCLUDED.failed_at, retry_at = EXCLUDED.retry_at
-RETURNING s.run_id`;
+SELECT id AS run_id FROM owned`;
 
 /** Claims up to `limit` runnable runs of one pipeline (per-pipeline claims keep one pipeline's backlog from starving another). */
 export async function claimRuns(db: Queryable, pipeline: string, limit: number, owner: string, leaseMs: number): Promise<ClaimedRun[]> {
@@ -259,18 +266,48 @@ export async function releaseRuns(db: Queryable, ids: string[], owner: string): 
 }
 
 /**
- * Requeues runs whose worker stopped renewing its lease (crashed, partitioned). The lost attempt
- * counts: a row that kills its worker every time ends up failed instead of looping forever.
+ * Requeues runs whose worker stopped renewing its lease (crashed, partitioned). The lost execution
+ * counts as an attempt of the step it was in (the one after the last checkpoint), so that the next
+ * execution's ctx.attempt says it is a redo, and a row that kills its worker every time ends up
+ * failed instead of looping forever. It gets its own timeline entry (walflow.step_errors), from
+ * the later of its claim and its previous checkpoint to the reaping.
  */
+export const REAP_SQL = `
+WITH expired AS (
+  SELECT id FROM walflow.runs WHERE status = 'running' AND lease_expires_at < now() LIMIT 1000 FOR UPDATE SKIP LOCKED
+), lost AS (
+  SELECT r.id, r.pipeline, r.lease_owner, coalesce(last.step_index + 1, 0) AS step_index,
+         CASE WHEN coalesce(last.step_index + 1, 0) > r.step_index THEN 1 ELSE r.attempt END AS attempt,
+         CASE WHEN coalesce(last.step_index + 1, 0) > r.step_index THEN 0 ELSE r.retry_base END AS retry_base,
+         greatest(r.updated_at, last.finished_at) AS started_at
+    FROM expired e
+    JOIN walflow.runs r ON r.id = e.id
+    LEFT JOIN LATERAL (
+      SELECT s.step_index, s.finished_at FROM walflow.steps s WHERE s.run_id = r.id ORDER BY s.step_index DESC LIMIT 1
+    ) last ON true
+), requeued AS (
+  UPDATE walflow.runs r
+     SET status = 'queued', run_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+         step_index = l.step_index, attempt = l.attempt, retry_base = l.retry_base,
+         error = jsonb_build_object('message', 'worker ' || l.lease_owner || ' lost its lease (crashed or stalled) during attempt ' || l.attempt, 'name', 'LeaseExpired')
+    FROM lost l
+   WHERE r.id = l.id
+  RETURNING r.id, r.error
+), recorded AS (
+  -- Not for a run whose every step is checkpointed (only its completion was missing).
+  INSERT INTO walflow.step_errors (run_id, step_index, step, attempt, error, started_at)
+  SELECT l.id, l.step_index, p.steps[l.step_index + 1], l.attempt, q.error || jsonb_build_object('step', p.steps[l.step_index + 1], 'attempt', l.attempt), l.started_at
+    FROM lost l JOIN requeued q ON q.id = l.id JOIN walflow.pipelines p ON p.name = l.pipeline
+   WHERE l.step_index < cardinality(p.steps)
+  ON CONFLICT (run_id, step_index, attempt) DO NOTHING
+)
+SELECT count(*)::int AS n FROM requeued`;
+
 export async function reapExpiredLeases(db: Queryable): Promise<number> {
-  const { rowCount } = await db.query(
-    `UPDATE walflow.runs
-        SET status = 'queued', run_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-            error = jsonb_build_object('message', 'worker ' || lease_owner || ' lost its lease (crashed or stalled) during attempt ' || attempt, 'name', 'LeaseExpired')
-      WHERE id IN (SELECT id FROM walflow.runs WHERE status = 'running' AND lease_expires_at < now() LIMIT 1000 FOR UPDATE SKIP LOCKED)`,
-  );
-  if (rowCount) await db.query(`SELECT pg_notify('walflow_runs', 'reaped')`);
-  return rowCount ?? 0;
+  const { rows } = await db.query<{ n: number }>(REAP_SQL);
+  const n = rows[0]?.n ?? 0;
+  if (n) await db.query(`SELECT pg_notify('walflow_runs', 'reaped')`);
+  return n;
 }
 
 /** Deletes finished runs (and their steps) older than the retention, in bounded batches. */
@@ -286,11 +323,23 @@ export async function pruneFinished(db: Queryable, olderThanMs: number, batch = 
        DELETE FROM walflow.steps s USING gone WHERE s.run_id = gone.id
      ), errors AS (
        DELETE FROM walflow.step_errors e USING gone WHERE e.run_id = gone.id
+     ), fences AS (
+       -- A run cancelled mid-step left its checkpoint fence behind (sql/0005): it goes with the run.
+       DELETE FROM walflow.cancelled_running c USING gone WHERE c.run_id = gone.id
      )
      SELECT count(*)::int AS n FROM gone`,
     [olderThanMs, batch],
   );
   return rows[0]?.n ?? 0;
+}
+
+/** How long after its last heartbeat a dead process's row stays in walflow.workers (walflow status). */
+export const DEAD_WORKER_RETENTION_MS = 3600_000;
+
+/** Forgets processes that stopped heartbeating an hour ago (SIGKILLed, or their host is gone). */
+export async function pruneDeadWorkers(db: Queryable, olderThanMs = DEAD_WORKER_RETENTION_MS): Promise<number> {
+  const { rowCount } = await db.query(`DELETE FROM walflow.workers WHERE heartbeat_at < now() - $1 * interval '1 millisecond'`, [olderThanMs]);
+  return rowCount ?? 0;
 }
 
 export interface StartItem {

@@ -1,10 +1,10 @@
--- walflow.retry(run): re-queues a failed or cancelled run at the step that did not complete; earlier
--- checkpoints stay. False when the run was neither failed nor cancelled.
+-- walflow.retry(run): re-queues a failed or cancelled run at its unfinished step. Its attempt count goes on (the next
+-- execution is attempt n+1) and the step gets a fresh budget of maxAttempts.
 CREATE OR REPLACE FUNCTION walflow.retry(run uuid) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
   v_pipeline text;
 BEGIN
-  UPDATE walflow.runs SET status = 'queued', attempt = 0, run_at = now(), error = NULL, finished_at = NULL, updated_at = now()
+  UPDATE walflow.runs SET status = 'queued', retry_base = attempt, run_at = now(), error = NULL, finished_at = NULL, updated_at = now()
    WHERE id = run AND status IN ('failed', 'cancelled')
   RETURNING pipeline INTO v_pipeline;
   IF FOUND THEN

@@ -4,6 +4,8 @@
 -- slot, and once it has caught up and the server has been idle for a while. leader_health:
 -- 'alive' (streaming, heartbeat within 3 intervals), 'stale' (a leader was recorded but nothing
 -- streams the slot or its heartbeat stopped), 'none' (no leader yet).
+-- Only slots the server still has: walflow's state row of a dropped slot is no replication.
+-- (walflow.replication_lag keeps showing it, with NULL active, for whoever looks for such rows.)
 CREATE OR REPLACE VIEW walflow.replication_status AS
 SELECT l.slot_name,
        l.publication,
@@ -19,4 +21,5 @@ SELECT l.slot_name,
        l.confirmed_flush_lsn,
        l.durable_lsn
 FROM walflow.replication_lag l
-LEFT JOIN pg_stat_replication r ON r.pid = l.active_pid;
+LEFT JOIN pg_stat_replication r ON r.pid = l.active_pid
+WHERE l.active IS NOT NULL;

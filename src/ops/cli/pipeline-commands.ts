@@ -64,7 +64,7 @@ export function registerPipelineCommands(program: Command): void {
       const only = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
       const pipelines = only?.length ? await pickPipelines(config, [...new Set(only)]) : await loadPipelines(config.pipelinesDir);
       if (pipelines.length === 0) throw new UserError(`no pipelines found in ${config.pipelinesDir}`, 3);
-      const url = await resolveDatabaseUrl(config);
+      const url = await resolveDatabaseUrl(config, { startEmbedded: true });
 
       // A signal during startup stops as soon as startup is done (or failed).
       let stopRequested: string | undefined;

@@ -45,8 +45,8 @@ export function registerRunCommands(program: Command): void {
           wal_status: r.wal_status as string | null,
         }));
         const workers = (await c.query(
-          `SELECT owner, host, pid, pipelines, in_flight, started_at, heartbeat_at, health FROM walflow.worker_health ORDER BY started_at, owner`,
-        )).rows as { owner: string; host: string; pid: number; pipelines: string[]; in_flight: number; started_at: Date; heartbeat_at: Date; health: string }[];
+          `SELECT owner, host, pid, pipelines, in_flight, started_at, heartbeat_at, health FROM walflow.worker_health ORDER BY health, started_at, owner`,
+        )).rows as { owner: string; host: string; pid: number; pipelines: string[]; in_flight: number | null; started_at: Date; heartbeat_at: Date; health: string }[];
         emit(opts.json, { pipelines, replication, workers }, () => {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
@@ -67,7 +67,7 @@ export function registerRunCommands(program: Command): void {
 
   program
     .command('runs')
-    .description('list runs, newest first')
+    .description('list runs, newest first (in start order); --before pages on')
     .option('--pipeline <name>', 'only this pipeline')
     .option('--status <status>', `only this status (${STATUSES.join(', ')})`)
     .option('--key <key>', 'only runs of this key')
@@ -82,7 +82,7 @@ export function registerRunCommands(program: Command): void {
           'SELECT * FROM walflow.list_runs($1, $2, $3, $4, $5)',
           [opts.pipeline ?? null, opts.status ?? null, opts.key ?? null, opts.before ?? null, opts.limit],
         );
-        emit(opts.json, { runs: rows }, () => formatTable(rows, ['id', 'pipeline', 'key', 'status', 'step_index', 'attempt', 'created_at', 'error_message']));
+        emit(opts.json, { runs: rows }, () => formatTable(rows, ['id', 'pipeline', 'key', 'status', 'steps_done', 'current_step', 'attempt', 'created_at', 'error_message']));
       });
     });
 

@@ -147,8 +147,10 @@ describe('walflow runs', () => {
   it('--json lists runs newest first, with filters and keyset paging', async () => {
     const all = (await walflowJson<{ runs: Record<string, unknown>[] }>(['runs', '--pipeline', 'ops-jobs'], env)).json.runs;
     expect(all.map((r) => r.id)).toEqual([ids.queued, ids.failed, ...[...ids.ok].reverse()]);
-    expect(Object.keys(all[0]!).sort()).toEqual(['attempt', 'created_at', 'error_message', 'finished_at', 'id', 'key', 'pipeline', 'status', 'step_index'].sort());
-    expect(all[1]).toMatchObject({ status: 'failed', key: 'job-4', step_index: 1, attempt: 1, error_message: 'job 4 failed on purpose' });
+    expect(Object.keys(all[0]!).sort()).toEqual(['attempt', 'created_at', 'current_step', 'error_message', 'finished_at', 'id', 'key', 'pipeline', 'status', 'steps_done'].sort());
+    expect(all[0]).toMatchObject({ status: 'queued', steps_done: 0, current_step: 'prepare', attempt: 0 });
+    expect(all[1]).toMatchObject({ status: 'failed', key: 'job-4', steps_done: 1, current_step: 'work', attempt: 1, error_message: 'job 4 failed on purpose' });
+    expect(all[2]).toMatchObject({ status: 'completed', steps_done: 2, current_step: null });
 
     const [failed, page1, page2, byKey] = await Promise.all([
       walflowJson<{ runs: { id: string }[] }>(['runs', '--status', 'failed'], env),
@@ -166,7 +168,7 @@ describe('walflow runs', () => {
 
   it('prints a table', async () => {
     const r = await walflow(['runs', '--status', 'failed'], env);
-    expect(r.stdout).toMatch(/^ID\s+PIPELINE\s+KEY\s+STATUS\s+STEP_INDEX\s+ATTEMPT\s+CREATED_AT\s+ERROR_MESSAGE\n/);
+    expect(r.stdout).toMatch(/^ID\s+PIPELINE\s+KEY\s+STATUS\s+STEPS_DONE\s+CURRENT_STEP\s+ATTEMPT\s+CREATED_AT\s+ERROR_MESSAGE\n/);
     expect(r.stdout).toContain('job 4 failed on purpose');
   });
 
