@@ -8,7 +8,7 @@ import { EMIT_HEARTBEAT, startHeartbeat } from './heartbeat.js';
 import { maxLsn } from './lsn.js';
 import { publishedTables, syncPublication } from './publication.js';
 import { StreamSession, type SessionConfig } from './session.js';
-import { ensureSlot } from './slot.js';
+import { ensureSlot, slotInvalidation } from './slot.js';
 import { loadSourceTables, qualified, type SourceTable } from './source-tables.js';
 import { beat, loadDurableLsn, markLeader, clearLeader } from './state-store.js';
 import { recordErrors } from './run-writer.js';
@@ -60,6 +60,9 @@ export class Leadership {
           await session.run(signal);
         } catch (err) {
           if (signal.aborted) break;
+          // An invalidated slot never heals: reconnecting would fail forever. Stop leading, loudly.
+          const invalid = await slotInvalidation(pool, cfg.slotName).catch(() => undefined);
+          if (invalid) throw invalid;
           this.log.warn({ err, attempt }, 'replication: stream failed; reconnecting from the durable position');
           cfg.onStatus({ lastError: (err as Error).message });
           await this.recordRetriable(err);
