@@ -100,7 +100,8 @@ function slotHealth(name: string, slot: { s: Record<string, unknown>; lag_bytes:
   const invalid = typeof s.invalidation_reason === 'string' ? s.invalidation_reason : s.wal_status === 'lost' ? 'wal_status lost' : s.conflicting === true ? 'conflicting' : undefined;
   if (invalid) return miss(check, 'fail', `invalidated (${invalid}): the changes after ${String(s.confirmed_flush_lsn)} are gone from WAL`, recover);
   const lag = slot.lag_bytes === null ? null : Number(slot.lag_bytes);
-  const detail = `wal_status ${String(s.wal_status)}, ${s.active ? 'active' : 'inactive'}, lag ${lag ?? '?'} bytes`;
+  const failover = typeof s.failover === 'boolean' ? `, failover ${s.failover}` : ''; // PostgreSQL 17+
+  const detail = `wal_status ${String(s.wal_status)}, ${s.active ? 'active' : 'inactive'}, lag ${lag ?? '?'} bytes${failover}`;
   if (s.wal_status === 'unreserved') return miss(check, 'warn', `${detail}: about to be invalidated`, 'start (or unblock) the walflow leader now, or raise max_slot_wal_keep_size');
   return ok(check, detail);
 }

@@ -56,7 +56,11 @@ export async function ensureSlot(db: Db, slotName: string): Promise<SlotInfo> {
   let created = false;
   if (rows.length === 0) {
     try {
-      await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName]);
+      // PostgreSQL 17+: a failover slot, which standbys with sync_replication_slots = on keep in
+      // step, so that a promoted standby still has it (docs/deploying.md). Earlier: a plain slot.
+      // (The 5-argument form does not exist before 17, so the choice is made here, not in SQL.)
+      const version = Number((await db.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]?.v ?? 0);
+      await db.query(version >= 170000 ? `SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)` : `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName]);
       created = true;
     } catch (err) {
       if ((err as { code?: string }).code !== '42710') throw err; // created concurrently

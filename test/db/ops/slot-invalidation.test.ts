@@ -5,7 +5,8 @@
 // and says so everywhere: an error log with the recovery, /readyz 503 (replication "failed"), the
 // walflow_replication_slot_lost gauge, `walflow status`, `walflow doctor` (exit 2). A restart refuses
 // to stream from the broken slot (exit 2). The documented recovery (drop the slot, run, backfill)
-// brings back the change that was never streamed.
+// brings back the change that was never streamed; the recreated slot is itself recorded as a gap
+// (walflow.replication_errors kind slot_recreated), as it is when a failover or a provider loses it.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,6 +97,10 @@ describe('an invalidated replication slot', () => {
     await q('ALTER SYSTEM RESET max_slot_wal_keep_size');
     await q('SELECT pg_reload_conf()');
     wf = await startWalflowRun(['--only', 'ops-items'], env);
+    // The new slot is not taken quietly either: the gap since the old durable position is on record.
+    const gap = await q<{ kind: string; message: string }>(`SELECT kind, message FROM walflow.replication_errors WHERE slot_name = $1`, [SLOT]);
+    expect(gap).toEqual([{ kind: 'slot_recreated', message: expect.stringContaining('walflow backfill <pipeline> --restart') }]);
+    expect(wf.logs().some((l) => l.level === 50 && String(l.msg).includes('was missing and has been created again'))).toBe(true);
     const backfill = await walflowJson<{ finished: boolean; total: number }>(['backfill', 'ops-items'], env);
     expect(backfill.json).toMatchObject({ finished: true, total: 4 });
     await waitFor('row 4 done after the re-backfill', () => completedRow(4), 30_000);
