@@ -4,8 +4,13 @@
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../../../src/config/config.js';
 import { Engine } from '../../../src/engine/engine.js';
+import { silentLogger } from '../../../src/log.js';
+import { startWalflow } from '../../../src/ops/runner.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
+import { dropSlot } from '../../../src/replication/slot.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 
@@ -100,6 +105,24 @@ describe('traces', () => {
     for (const id of [plain, broken]) {
       expect(rootOf(id).spanContext().traceId).not.toBe(TRACE_ID);
       expect(rootOf(id).parentSpanContext).toBeUndefined();
+    }
+  });
+
+  it("a run started from WAL joins the trace in its row's _trace column", async () => {
+    const slot = `wf_trace_${randomBytes(4).toString('hex')}`;
+    await db.pool.query('CREATE TABLE traced_rows (id int PRIMARY KEY, body text, _trace text)');
+    const fromWal = definePipeline({ name: 'traced-wal', source: { table: 'traced_rows', events: ['insert'] }, steps: [{ name: 'read', run: () => null }] });
+    const wf = await startWalflow({ url: db.url, config: loadConfig({ databaseUrl: db.url, slotName: slot, publicationName: slot, pollIntervalMs: 50 }, {}), pipelines: [fromWal], log: silentLogger });
+    try {
+      await db.pool.query(`INSERT INTO traced_rows VALUES (1, 'hello', $1), (2, 'untraced', NULL)`, [`00-${TRACE_ID}-${PARENT_ID}-01`]);
+      const runSpan = (id: number) => exporter.getFinishedSpans().find((s) => s.name === 'walflow.run traced-wal' && attr(s, 'walflow.outcome') === 'completed' && String(attr(s, 'walflow.key')).includes(String(id)));
+      const [traced, plain] = await waitFor('both WAL runs traced', async () => (runSpan(1) && runSpan(2) ? [runSpan(1)!, runSpan(2)!] : undefined));
+      expect(traced.spanContext().traceId).toBe(TRACE_ID);
+      expect(traced.parentSpanContext?.spanId).toBe(PARENT_ID);
+      expect(plain.spanContext().traceId).not.toBe(TRACE_ID);
+    } finally {
+      await wf.stop();
+      await dropSlot(db.pool, slot);
     }
   });
 });
