@@ -10,6 +10,8 @@ import { backoffMs, isRetryable, maxAttempts, NonRetryableError, OutputNotJsonEr
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
 import { completeRuns, releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
+import { endRunSpan, endStepSpan, startRunSpan, startStepSpan, withContext } from './tracing.js';
+import type { Span } from '@opentelemetry/api';
 
 export interface ExecutorDeps {
   pool: pg.Pool;
@@ -29,6 +31,19 @@ export interface ExecutorDeps {
 export type RunEnd = 'completed' | 'failed' | 'waiting' | 'lost';
 
 export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: RunControl, deps: ExecutorDeps): Promise<RunEnd> {
+  const span = startRunSpan(run); // undefined unless the application registered an OpenTelemetry SDK
+  if (!span) return execute(run, pipeline, control, deps, undefined);
+  try {
+    const end = await execute(run, pipeline, control, deps, span);
+    endRunSpan(span, end);
+    return end;
+  } catch (err) {
+    endRunSpan(span, 'error', err);
+    throw err;
+  }
+}
+
+async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl, deps: ExecutorDeps, span: Span | undefined): Promise<RunEnd> {
   // Child loggers cost a few microseconds each: build them only when a step or an error needs one.
   let runLog: Logger | undefined;
   const log = (): Logger => (runLog ??= deps.log.child({ pipeline: run.pipeline, run: run.id }));
@@ -69,15 +84,18 @@ export async function executeRun(run: ClaimedRun, pipeline: Pipeline, control: R
     }
     const release = step.concurrency && !step.batch ? await deps.acquireSlot(run.pipeline, step, control) : undefined;
     let outcome;
+    const args = {
+      step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
+      runInput, input, control, log: stepLog(step.name),
+      batcher: step.batch ? deps.batcherFor(run.pipeline, step) : undefined,
+    };
+    const traced = span && startStepSpan(span, step.name, attempt, run.id, run.pipeline);
     try {
-      outcome = await invokeStep({
-        step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
-        runInput, input, control, log: stepLog(step.name),
-        batcher: step.batch ? deps.batcherFor(run.pipeline, step) : undefined,
-      });
+      outcome = await (traced ? withContext(traced.ctx, () => invokeStep(args)) : invokeStep(args));
     } finally {
       release?.();
     }
+    if (traced) endStepSpan(traced.span, outcome.ok, outcome.ok ? undefined : outcome.error);
     const durationMs = Date.now() - started;
     deps.onStepDone?.(run.pipeline, step.name, outcome.ok, durationMs);
 

@@ -60,6 +60,15 @@ export class WalflowMetrics {
       },
     });
     new client.Gauge({
+      name: 'walflow_replication_slot_lost', help: "1 when the server invalidated the slot (wal_status lost): replication stopped, recover with a new slot and a re-backfill", labelNames: ['slot'], registers: [this.registry],
+      async collect() {
+        if (!self.db) return;
+        this.reset();
+        const { rows } = await self.db.query<{ slot_name: string; wal_status: string | null }>('SELECT slot_name, wal_status FROM walflow.replication_status');
+        for (const r of rows) this.set({ slot: r.slot_name }, r.wal_status === 'lost' ? 1 : 0);
+      },
+    });
+    new client.Gauge({
       name: 'walflow_replication_lag_seconds', help: "The walsender's flush lag of the slot: how old the WAL last confirmed is (absent while idle or not streaming)", labelNames: ['slot'], registers: [this.registry],
       async collect() {
         if (!self.db) return;

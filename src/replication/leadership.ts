@@ -8,7 +8,7 @@ import { EMIT_HEARTBEAT, startHeartbeat } from './heartbeat.js';
 import { maxLsn } from './lsn.js';
 import { publishedTables, syncPublication } from './publication.js';
 import { StreamSession, type SessionConfig } from './session.js';
-import { ensureSlot } from './slot.js';
+import { ensureSlot, slotInvalidation } from './slot.js';
 import { loadSourceTables, qualified, type SourceTable } from './source-tables.js';
 import { beat, loadDurableLsn, markLeader, clearLeader } from './state-store.js';
 import { recordErrors } from './run-writer.js';
@@ -45,7 +45,10 @@ export class Leadership {
     const change = await syncPublication(pool, cfg.publicationName, cfg.tables);
     if (change.created || change.added.length || change.removed.length) this.log.info(change, `replication: publication ${cfg.publicationName} updated`);
     const slot = await ensureSlot(pool, cfg.slotName);
-    if (slot.created) this.log.info({ slot: cfg.slotName, lsn: slot.confirmedFlushLsn }, 'replication: slot created');
+    if (slot.created) {
+      this.log.info({ slot: cfg.slotName, lsn: slot.confirmedFlushLsn }, 'replication: slot created');
+      await this.reportRecreatedSlot(slot.confirmedFlushLsn);
+    }
     // Never behind the slot: the server would not resend what it already confirmed anyway.
     this.durable = maxLsn(await loadDurableLsn(pool, cfg.slotName, cfg.publicationName, slot.confirmedFlushLsn), slot.confirmedFlushLsn);
     await markLeader(pool, cfg.slotName, cfg.leaderId);
@@ -60,6 +63,9 @@ export class Leadership {
           await session.run(signal);
         } catch (err) {
           if (signal.aborted) break;
+          // An invalidated slot never heals: reconnecting would fail forever. Stop leading, loudly.
+          const invalid = await slotInvalidation(pool, cfg.slotName).catch(() => undefined);
+          if (invalid) throw invalid;
           this.log.warn({ err, attempt }, 'replication: stream failed; reconnecting from the durable position');
           cfg.onStatus({ lastError: (err as Error).message });
           await this.recordRetriable(err);
@@ -115,6 +121,25 @@ export class Leadership {
   }
 
   /** Errors a later attempt may get past (e.g. a pipeline not registered yet) are shown to operators. */
+  /**
+   * A new slot where walflow had streamed before (its state row exists): the old slot was dropped,
+   * removed by the provider, or lost in a failover to a standby that did not have it. The changes
+   * between the old durable position and the new slot's start were never streamed: say so loudly
+   * and durably (walflow.replication_errors), with the recovery. Streaming goes on from the new slot.
+   */
+  private async reportRecreatedSlot(newLsn: string): Promise<void> {
+    const { rows } = await this.pool.query<{ durable_lsn: string }>('SELECT durable_lsn::text FROM walflow.replication_state WHERE slot_name = $1', [this.cfg.slotName]);
+    const previous = rows[0]?.durable_lsn;
+    if (previous === undefined) return;
+    const message = `replication slot "${this.cfg.slotName}" was missing and has been created again at ${newLsn}; walflow had streamed up to ${previous} from the old one, ` +
+      'so changes committed in between (including any lost in a failover) were not streamed: run `walflow backfill <pipeline> --restart` for each pipeline with a source (docs/deploying.md)';
+    this.log.error({ slot: this.cfg.slotName, previousDurableLsn: previous, newSlotLsn: newLsn }, message);
+    await recordErrors(this.pool, this.cfg.slotName, [{
+      kind: 'error', pipeline: null, table: null, op: null, errorKind: 'slot_recreated', message,
+      lsn: null, index: null, key: null, retriable: false, detail: { previous_durable_lsn: previous, new_slot_lsn: newLsn },
+    }]).catch((err: unknown) => this.log.warn({ err }, 'replication: could not record the recreated slot in walflow.replication_errors'));
+  }
+
   private async recordRetriable(err: unknown): Promise<void> {
     const code = (err as { code?: string }).code;
     if (code !== 'WF001') return;

@@ -38,7 +38,8 @@ export interface ReplicationSourceOptions {
   instanceId?: string;
 }
 
-export type ReplicationRole = 'idle' | 'standby' | 'leader' | 'stopped';
+/** `failed`: replication stopped for good (missing privileges, an invalidated slot); see lastError. */
+export type ReplicationRole = 'idle' | 'standby' | 'leader' | 'stopped' | 'failed';
 
 export interface ReplicationStatus {
   role: ReplicationRole;
@@ -161,7 +162,7 @@ export class ReplicationSource {
           // do not heal by retrying: say what to do, and stop competing.
           this.fatal = err instanceof UserError ? err.message : `replication cannot lead with this role: ${(err as Error).message}. The leader creates the publication ${this.opts.publicationName} (needs CREATE on the database and ownership of the source tables) unless it exists: as a superuser, CREATE PUBLICATION ${this.opts.publicationName} FOR TABLE <source tables>, or GRANT CREATE ON DATABASE and ALTER TABLE … OWNER TO this role`;
           this.log.error({ err }, this.fatal);
-          this.update({ lastError: this.fatal });
+          this.update({ role: 'failed', lastError: this.fatal });
           await this.lock.release();
           break;
         }
