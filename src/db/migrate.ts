@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { UserError } from '../errors.js';
 
+// src/db/migrate.ts (a checkout) and dist/db/migrate.js (the package) sit at the same depth below
+// the package root, next to sql/, so one relative path serves both layouts.
 export const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 /** Arbitrary constant: the advisory lock key all walflow migrators agree on. */
 const MIGRATION_LOCK_KEY = 7_414_001;
