@@ -12,7 +12,8 @@ COPY src ./src
 COPY sql ./sql
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
 
-# Runtime: production dependencies only, as the unprivileged `node` user.
+# Runtime: production dependencies and the compiled code (no src/: bin/walflow.js then runs dist/),
+# as the unprivileged `node` user.
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     WALFLOW_PIPELINES_DIR=pipelines \
@@ -22,7 +23,6 @@ COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/bin ./bin
 COPY --from=build --chown=node:node /app/dist ./dist
-COPY --from=build --chown=node:node /app/src ./src
 COPY --from=build --chown=node:node /app/sql ./sql
 USER node
 EXPOSE 9464

@@ -27,4 +27,9 @@ export default tseslint.config(
     files: ['src/config/**', 'test/**', 'bench/**', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
+  {
+    // The launcher is plain JavaScript run by Node: its globals.
+    files: ['bin/**/*.js'],
+    languageOptions: { globals: { process: 'readonly', URL: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' } },
+  },
 );

@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { UserError } from '../errors.js';
 
+// src/db/migrate.ts (a checkout) and dist/db/migrate.js (the package) sit at the same depth below
+// the package root, next to sql/, so one relative path serves both layouts.
 export const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 export const MIGRATIONS_DIR = path.join(SQL_DIR, 'migrations');
 export const DEFINITIONS_DIR = path.join(SQL_DIR, 'definitions');

@@ -1,10 +1,11 @@
-// Loads pipeline definitions from a directory: every *.ts / *.js / *.mjs file's default export (a
-// pipeline or an array of them) and any named exports that are pipelines.
+// Loads pipeline definitions from a directory: every .ts .mts .cts .js .mjs .cjs file's default export (a
+// pipeline or an array of them) and any named exports that are pipelines. Which files, and how they
+// are imported (TypeScript through tsx, CommonJS or ESM): ./import-module.ts.
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { UserError } from '../errors.js';
 import type { Pipeline } from './define.js';
+import { importModule, PIPELINE_FILE } from './import-module.js';
 
 function isPipeline(v: unknown): v is Pipeline {
   return !!v && typeof v === 'object' && typeof (v as Pipeline).name === 'string' && Array.isArray((v as Pipeline).steps) && Array.isArray((v as Pipeline).stepNames);
@@ -14,13 +15,13 @@ export async function loadPipelines(dir: string, only?: string[]): Promise<Pipel
   if (!fs.existsSync(dir)) throw new UserError(`pipelines directory ${dir} does not exist: create it, or pass --pipelines DIR`);
   const files = fs
     .readdirSync(dir)
-    .filter((f) => /\.(ts|mts|js|mjs)$/.test(f) && !f.endsWith('.d.ts') && !f.startsWith('_') && !/\.test\./.test(f))
+    .filter((f) => PIPELINE_FILE.test(f) && !/\.d\.[mc]?ts$/.test(f) && !f.startsWith('_') && !/\.test\./.test(f))
     .sort();
   const found = new Map<string, { pipeline: Pipeline; file: string }>();
   for (const file of files) {
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(pathToFileURL(path.join(dir, file)).href)) as Record<string, unknown>;
+      mod = await importModule(path.join(dir, file));
     } catch (err) {
       if (err instanceof UserError) throw new UserError(`${file}: ${err.message}`);
       throw new UserError(`could not load ${path.join(dir, file)}: ${(err as Error).message}`);

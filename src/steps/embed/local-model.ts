@@ -55,15 +55,17 @@ export type FromWorker =
   | { type: 'error'; id: number; message: string };
 
 /**
- * Starts ./local-worker.ts. A worker thread does not inherit tsx's loader hooks (Node 20 tsx only
+ * Starts ./local-worker.ts (./local-worker.js in the published build: the worker has the same
+ * extension as this module). A worker thread does not inherit tsx's loader hooks (Node 20 tsx only
  * registers them on the main thread, and `execArgv: ['--import', 'tsx']` does not help), so when
  * the worker file is TypeScript we start a tiny bootstrap that registers tsx inside the worker and
  * then imports it. This works under `node --import tsx`, the tsx register() API (bin/walflow.js),
  * and vitest. A compiled .js worker is started directly.
  */
 export function spawnLocalWorker(): Worker {
-  const url = new URL('./local-worker.ts', import.meta.url);
-  if (!url.pathname.endsWith('.ts')) return new Worker(url);
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const url = new URL(`./local-worker${ext}`, import.meta.url);
+  if (ext === '.js') return new Worker(url);
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(boot, { eval: true });
