@@ -11,6 +11,7 @@ import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, ChangeEvent, Queryable, StepContext } from '../../pipeline/types.js';
 import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
+import { CHUNK_PLACEHOLDER, parseTemplate, placeholderFor, templateFields, TemplateSyntaxError } from '../chunk/template.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
 import { decodeVector, encodeVector, fromPgVector, toPgVector } from './vectors.js';
@@ -20,9 +21,13 @@ export interface EmbeddingPipelineOptions {
   /** Source table, e.g. "documents" or "public.documents". */
   table: string;
   textColumn: string;
-  /** Columns available to the template as {column}. */
+  /** Columns available to the template as {column} (default: the columns its placeholders name). */
   templateColumns?: string[];
-  /** e.g. "{title}: {chunk}". */
+  /**
+   * e.g. "{title}: {chunk}". A placeholder names a column exactly as PostgreSQL stores it (any
+   * name: "{Заголовок 📌}: {chunk}"); "{{" and "}}" are literal braces, and in a placeholder a
+   * backslash escapes "{", "}" or "\\". Syntax: src/steps/chunk/template.ts.
+   */
   template?: string;
   /** Key columns of the source (default: its primary key, found at startup). */
   key?: string[];
@@ -96,17 +101,14 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   if (chunking.chunkSize > model.maxInputTokens) {
     throw new UserError(`pipeline "${o.name}": chunkSize ${chunking.chunkSize} exceeds what ${model.model} reads (${model.maxInputTokens} tokens); the rest of each chunk would be silently ignored`);
   }
-  // A placeholder with no column would fail every run at chunking time: refuse the definition now.
-  if (o.template !== undefined) {
-    const names = [...o.template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
-    if (!names.includes('chunk')) throw new UserError(`pipeline "${o.name}": template must contain {chunk}`);
-    const missing = names.filter((n) => n !== 'chunk' && !(o.templateColumns ?? []).includes(n));
-    if (missing.length) throw new UserError(`pipeline "${o.name}": template placeholder(s) ${missing.map((n) => `{${n}}`).join(', ')} not in templateColumns`);
-  }
+  // The columns the template reads. A placeholder that names no column would otherwise fail every
+  // run, or (before placeholders could name any column) be embedded as literal text: refuse the
+  // definition now, and at setup a placeholder that is not a column of the source table.
+  const templateColumns = resolveTemplateColumns(o);
   const targetSpec = { table: target, dimensions: model.dimensions };
   // What the vectors mean: a change here is a new version, and search never mixes versions.
   const configVersion = createHash('sha256')
-    .update(JSON.stringify({ model: model.model, dims: model.dimensions, chunking, text: o.textColumn, tpl: o.templateColumns ?? [] }))
+    .update(JSON.stringify({ model: model.model, dims: model.dimensions, chunking, text: o.textColumn, tpl: templateColumns }))
     .digest('hex')
     .slice(0, 12);
 
@@ -138,8 +140,13 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
       [table.oid],
     );
     const types = new Map(rows.map((r) => [r.attname, r.type]));
-    for (const col of [o.textColumn, ...(o.templateColumns ?? []), ...(o.key ?? [])]) {
-      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column "${col}" (columns: ${[...types.keys()].join(', ')})`);
+    const columns = (): string => [...types.keys()].map((c) => JSON.stringify(c)).join(', ');
+    const placeholders = o.template === undefined ? [] : templateFields(o.template);
+    for (const field of placeholders) {
+      if (!types.has(field)) throw new UserError(`pipeline "${o.name}": template placeholder ${placeholderFor(field)} names no column of ${name} (columns: ${columns()}; column names are case- and space-sensitive)`);
+    }
+    for (const col of [o.textColumn, ...templateColumns, ...(o.key ?? [])]) {
+      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column ${JSON.stringify(col)} (columns: ${columns()})`);
     }
     const textType = types.get(o.textColumn)!;
     if (!/^(text|character varying|character|citext|json|jsonb)/.test(textType)) {
@@ -151,7 +158,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     const cols = await resolveKey(db);
     const missing = cols.filter((c) => !(c in key));
     if (missing.length) throw new UserError(`run input lacks key column(s) ${missing.join(', ')} of ${source.name}`);
-    const extra = (o.templateColumns ?? []).map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
+    const extra = templateColumns.map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
     const where = cols.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
     const { rows } = await db.query<Record<string, string | null>>(
       `SELECT ${ident(o.textColumn)}::text AS body${extra}, pg_current_wal_lsn()::text AS version FROM ${qualifiedIdent(source)} WHERE ${where}`,
@@ -162,7 +169,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
 
   /** What the chunks of a row are made from: its text and template fields. */
   function sourceHash(row: Record<string, string | null>): string {
-    return createHash('sha256').update(JSON.stringify([row.body, ...(o.templateColumns ?? []).map((_, i) => row[`f${i}`] ?? '')])).digest('hex');
+    return createHash('sha256').update(JSON.stringify([row.body, ...templateColumns.map((_, i) => row[`f${i}`] ?? '')])).digest('hex');
   }
 
   async function currentLsn(db: Queryable): Promise<string> {
@@ -198,7 +205,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           if (!key) throw new UserError(`a ${input.op} change without a key cannot be embedded`);
           const row = await readRow(ctx.db, key);
           if (!row || row.body === null) return { version: row?.version ?? (await currentLsn(ctx.db)), chunks: [] }; // deleted or empty
-          const fields = Object.fromEntries((o.templateColumns ?? []).map((c, i) => [c, row[`f${i}`] ?? '']));
+          const fields = Object.fromEntries(templateColumns.map((c, i) => [c, row[`f${i}`] ?? '']));
           const e = await embedder();
           const chunks = await chunkText(row.body, (s) => e.countTokens(s), chunking, fields);
           return { version: row.version!, chunks: chunks.map((c) => ({ i: c.index, text: c.text, hash: c.hash })), source: sourceHash(row) };
@@ -292,4 +299,22 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
       return rows;
     },
   });
+}
+
+/** The columns the template reads; throws a UserError naming the pipeline for a bad template. */
+function resolveTemplateColumns(o: EmbeddingPipelineOptions): string[] {
+  if (o.template === undefined) return o.templateColumns ?? [];
+  let fields: string[];
+  try {
+    const parts = parseTemplate(o.template);
+    if (!parts.some((p) => 'field' in p && p.field === CHUNK_PLACEHOLDER)) throw new UserError(`pipeline "${o.name}": template must contain {chunk}`);
+    fields = templateFields(o.template);
+  } catch (err) {
+    if (err instanceof TemplateSyntaxError) throw new UserError(`pipeline "${o.name}": template: ${err.message}`);
+    throw err;
+  }
+  if (o.templateColumns === undefined) return fields;
+  const missing = fields.filter((f) => !o.templateColumns!.includes(f));
+  if (missing.length) throw new UserError(`pipeline "${o.name}": template placeholder(s) ${missing.map(placeholderFor).join(', ')} not in templateColumns (omit templateColumns to read every column the template names)`);
+  return o.templateColumns;
 }
