@@ -6,12 +6,14 @@
 //            older version of a row overwrite a newer one
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, ChangeEvent, Queryable, StepContext } from '../../pipeline/types.js';
 import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
 import { CHUNK_PLACEHOLDER, parseTemplate, placeholderFor, templateFields, TemplateSyntaxError } from '../chunk/template.js';
+import type { EmbedObserver } from '../embed/local-model.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
 import { decodeVector, encodeVector, fromPgVector, toPgVector } from './vectors.js';
@@ -73,7 +75,10 @@ export interface EmbeddingStats {
   items: number;
   tokens: number;
   reused: number;
+  /** Embed calls that failed (after the provider's own retries), by HTTP status or kind. */
   errorsByStatus: Record<string, number>;
+  /** Every failed provider attempt, retried inside the provider or not, by reason. */
+  faultsByReason: Record<string, number>;
 }
 
 export interface EmbeddingPipeline extends Pipeline<SyncInput> {
@@ -112,7 +117,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     .digest('hex')
     .slice(0, 12);
 
-  const stats: EmbeddingStats = { calls: 0, items: 0, tokens: 0, reused: 0, errorsByStatus: {} };
+  const stats: EmbeddingStats = { calls: 0, items: 0, tokens: 0, reused: 0, errorsByStatus: {}, faultsByReason: {} };
   let lease: ReturnType<typeof acquireEmbedder> | undefined;
   const embedder = (): Promise<Embedder> => (lease ??= acquireEmbedder(spec)).embedder;
   let keyColumns = o.key;
@@ -170,6 +175,24 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   /** What the chunks of a row are made from: its text and template fields. */
   function sourceHash(row: Record<string, string | null>): string {
     return createHash('sha256').update(JSON.stringify([row.body, ...templateColumns.map((_, i) => row[`f${i}`] ?? '')])).digest('hex');
+  }
+
+  /**
+   * Counts every provider fault by reason and logs it at warn: a fault retried inside the provider
+   * is otherwise invisible (the call succeeds), and one that fails the call is logged again by the
+   * engine with the step's retry time. Messages come redacted from the provider.
+   */
+  function faultObserver(log: Logger | undefined): EmbedObserver {
+    return {
+      onFault(f) {
+        stats.faultsByReason[f.reason] = (stats.faultsByReason[f.reason] ?? 0) + 1;
+        const next = f.retryInMs !== undefined ? `retrying in ${f.retryInMs} ms` : 'the call fails; the embed step retries per its retry policy';
+        log?.warn(
+          { pipeline: o.name, reason: f.reason, status: f.status, attempt: f.attempt, retryInMs: f.retryInMs, serverDelayMs: f.serverDelayMs, inputs: f.inputs, err: f.message },
+          `embedding provider fault (${f.reason}): ${next}`,
+        );
+      },
+    };
   }
 
   async function currentLsn(db: Queryable): Promise<string> {
@@ -238,7 +261,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           if (texts.length > 0) {
             stats.calls++;
             try {
-              vectors = await e.embed(texts, signal);
+              vectors = await e.embed(texts, signal, faultObserver(items[0]!.ctx.log));
             } catch (err) {
               const status = String((err as { status?: unknown; kind?: unknown }).status ?? (err as { kind?: unknown }).kind ?? 'error');
               stats.errorsByStatus[status] = (stats.errorsByStatus[status] ?? 0) + 1;
@@ -284,11 +307,11 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   return Object.freeze({
     ...pipeline,
     target,
-    stats: () => ({ ...stats, errorsByStatus: { ...stats.errorsByStatus } }),
+    stats: () => ({ ...stats, errorsByStatus: { ...stats.errorsByStatus }, faultsByReason: { ...stats.faultsByReason } }),
     async search(db: Queryable, query: string, k = 5): Promise<SearchHit[]> {
       if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UserError(`k must be a whole number from 1 to 1000 (got ${k})`);
       const e = await embedder();
-      const [vec] = await e.embed([query]);
+      const [vec] = await e.embed([query], undefined, faultObserver(undefined));
       // Same model *and* chunking version only: results never mix old and new embeddings.
       const { rows } = await db.query<SearchHit>(
         `SELECT source_key, chunk_index, chunk_text, (embedding <=> $1::vector)::float8 AS distance
