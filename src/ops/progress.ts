@@ -16,11 +16,12 @@ export function createProgress(label: string, tty: boolean, stream: NodeJS.Write
     const t = now();
     window.record(done, t);
     const { rate, etaSeconds } = window.estimate(total, t);
-    return { rate: formatRate(rate), eta: formatEta(etaSeconds) };
+    return { wf_rate: formatRate(rate), wf_eta: formatEta(etaSeconds) };
   };
   if (tty) {
     const bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {value}/{total} {percentage}% | {rate} | ETA {eta}`, stream, hideCursor: true },
+      // Own token names: cli-progress fills {eta} and {rate}-like names it knows itself, over the payload.
+      { format: `${label.replace(/[{}]/g, '')} [{bar}] {value}/{total} {percentage}% | {wf_rate} | ETA {wf_eta}`, stream, hideCursor: true },
       cliProgress.Presets.shades_classic,
     );
     let started = false;
@@ -44,7 +45,7 @@ export function createProgress(label: string, tty: boolean, stream: NodeJS.Write
       const t = now();
       if (t - last < 2000 && done < total) return;
       last = t;
-      stream.write(`${label}: ${done}/${total} (${total > 0 ? Math.round((100 * done) / total) : 100}%) ${shown.rate} ETA ${shown.eta}\n`);
+      stream.write(`${label}: ${done}/${total} (${total > 0 ? Math.round((100 * done) / total) : 100}%) ${shown.wf_rate} ETA ${shown.wf_eta}\n`);
     },
     stop: () => undefined,
   };

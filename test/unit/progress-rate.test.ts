@@ -72,4 +72,19 @@ describe('formatting', () => {
     expect(lines).toEqual(['embedding: 0/100 (0%) –/s ETA –', 'embedding: 0/100 (0%) –/s ETA –', 'embedding: 50/100 (50%) 8.3/s ETA 6s']);
     expect(text).not.toMatch(/NaN|Infinity|NF/);
   });
+
+  it('the terminal bar shows the window\'s rate and ETA, a dash before there is one, never NF/NaN', () => {
+    let t = 0;
+    const out = Object.assign(new PassThrough(), { isTTY: true, columns: 120, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    const p = createProgress('embedding', true, out as unknown as NodeJS.WriteStream, () => t);
+    p.update(0, 100);
+    expect(text).toMatch(/embedding \[.*\] 0\/100 0% \| –\/s \| ETA –/);
+    t = 3_000;
+    p.update(50, 100);
+    p.stop();
+    expect(text).toMatch(/50\/100 50% \| 17\/s \| ETA 3s/);
+    expect(text).not.toMatch(/NaN|Infinity|NF|\{wf_/);
+  });
 });
