@@ -12,9 +12,9 @@ import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, ChangeEvent, Queryable, StepContext } from '../../pipeline/types.js';
 import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
-import { CHUNK_PLACEHOLDER, parseTemplate, placeholderFor, templateFields, TemplateSyntaxError } from '../chunk/template.js';
 import type { EmbedObserver } from '../embed/local-model.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
+import { checkTemplateColumns, columnList, resolveTemplateColumns } from './template-columns.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
 import { decodeVector, encodeVector, fromPgVector, toPgVector } from './vectors.js';
 
@@ -109,7 +109,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   // The columns the template reads. A placeholder that names no column would otherwise fail every
   // run, or (before placeholders could name any column) be embedded as literal text: refuse the
   // definition now, and at setup a placeholder that is not a column of the source table.
-  const templateColumns = resolveTemplateColumns(o);
+  const templateColumns = resolveTemplateColumns(o.name, o.template, o.templateColumns);
   const targetSpec = { table: target, dimensions: model.dimensions };
   // What the vectors mean: a change here is a new version, and search never mixes versions.
   const configVersion = createHash('sha256')
@@ -145,13 +145,9 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
       [table.oid],
     );
     const types = new Map(rows.map((r) => [r.attname, r.type]));
-    const columns = (): string => [...types.keys()].map((c) => JSON.stringify(c)).join(', ');
-    const placeholders = o.template === undefined ? [] : templateFields(o.template);
-    for (const field of placeholders) {
-      if (!types.has(field)) throw new UserError(`pipeline "${o.name}": template placeholder ${placeholderFor(field)} names no column of ${name} (columns: ${columns()}; column names are case- and space-sensitive)`);
-    }
+    checkTemplateColumns(o.name, o.template, name, types);
     for (const col of [o.textColumn, ...templateColumns, ...(o.key ?? [])]) {
-      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column ${JSON.stringify(col)} (columns: ${columns()})`);
+      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column ${JSON.stringify(col)} (columns: ${columnList(types)})`);
     }
     const textType = types.get(o.textColumn)!;
     if (!/^(text|character varying|character|citext|json|jsonb)/.test(textType)) {
@@ -188,7 +184,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
         stats.faultsByReason[f.reason] = (stats.faultsByReason[f.reason] ?? 0) + 1;
         const next = f.retryInMs !== undefined ? `retrying in ${f.retryInMs} ms` : 'the call fails; the embed step retries per its retry policy';
         log?.warn(
-          { pipeline: o.name, reason: f.reason, status: f.status, attempt: f.attempt, retryInMs: f.retryInMs, serverDelayMs: f.serverDelayMs, inputs: f.inputs, err: f.message },
+          { reason: f.reason, status: f.status, attempt: f.attempt, retryInMs: f.retryInMs, serverDelayMs: f.serverDelayMs, inputs: f.inputs, err: f.message },
           `embedding provider fault (${f.reason}): ${next}`,
         );
       },
@@ -261,7 +257,8 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           if (texts.length > 0) {
             stats.calls++;
             try {
-              vectors = await e.embed(texts, signal, faultObserver(items[0]!.ctx.log));
+              // ctx.log names the pipeline and the batch's first run.
+              vectors = await e.embed(texts, signal, faultObserver(items[0]!.ctx.log.child({ batchRuns: items.length })));
             } catch (err) {
               const status = String((err as { status?: unknown; kind?: unknown }).status ?? (err as { kind?: unknown }).kind ?? 'error');
               stats.errorsByStatus[status] = (stats.errorsByStatus[status] ?? 0) + 1;
@@ -322,22 +319,4 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
       return rows;
     },
   });
-}
-
-/** The columns the template reads; throws a UserError naming the pipeline for a bad template. */
-function resolveTemplateColumns(o: EmbeddingPipelineOptions): string[] {
-  if (o.template === undefined) return o.templateColumns ?? [];
-  let fields: string[];
-  try {
-    const parts = parseTemplate(o.template);
-    if (!parts.some((p) => 'field' in p && p.field === CHUNK_PLACEHOLDER)) throw new UserError(`pipeline "${o.name}": template must contain {chunk}`);
-    fields = templateFields(o.template);
-  } catch (err) {
-    if (err instanceof TemplateSyntaxError) throw new UserError(`pipeline "${o.name}": template: ${err.message}`);
-    throw err;
-  }
-  if (o.templateColumns === undefined) return fields;
-  const missing = fields.filter((f) => !o.templateColumns!.includes(f));
-  if (missing.length) throw new UserError(`pipeline "${o.name}": template placeholder(s) ${missing.map(placeholderFor).join(', ')} not in templateColumns (omit templateColumns to read every column the template names)`);
-  return o.templateColumns;
 }
