@@ -44,13 +44,16 @@ export class RateWindow {
     const none: RateEstimate = { rate: undefined, etaSeconds: undefined };
     if (this.samples.length < 2) return none; // nothing has completed since we started watching
     const latest = this.samples[this.samples.length - 1]!;
-    // The window starts at the last sample at or before now - windowMs (or the oldest one).
+    // `done` only changes at samples, so at the window's start it is the value of the last sample
+    // at or before it; a sample older than the window must not stretch the span (a long model load
+    // before the first completion would make the rate tiny and the ETA hours).
+    const windowStart = now - this.windowMs;
     let start = this.samples[0]!;
     for (const s of this.samples) {
-      if (s.t <= now - this.windowMs) start = s;
+      if (s.t <= windowStart) start = s;
       else break;
     }
-    const spanMs = now - start.t;
+    const spanMs = now - Math.max(start.t, windowStart);
     if (!(spanMs >= this.minSpanMs)) return none;
     const rate = Math.max(0, latest.done - start.done) / (spanMs / 1000);
     if (!Number.isFinite(rate)) return none;

@@ -39,6 +39,16 @@ describe('RateWindow', () => {
     for (let i = 1; i < etas.length; i++) expect(etas[i]!).toBeLessThanOrEqual(etas[i - 1]! + 3);
   });
 
+  it('a start-up pause longer than the window does not stretch the span: the first completions are measured over the window', () => {
+    const w = new RateWindow(20_000, 1_000);
+    for (let t = 0; t < 200_000; t += 250) w.record(0, t);
+    w.record(4, 200_000);
+    // 4 items in the last 20 s, not in the last 200 s (which read 0.02/s and an ETA of hours).
+    expect(w.estimate(40, 200_000)).toEqual({ rate: 0.2, etaSeconds: 180 });
+    w.record(8, 210_000);
+    expect(w.estimate(40, 210_000)).toEqual({ rate: 0.4, etaSeconds: 80 });
+  });
+
   it('a stall longer than the window: rate 0 and no ETA (not a growing one); done: ETA 0', () => {
     const w = new RateWindow(20_000, 1_000);
     w.record(0, 0);
