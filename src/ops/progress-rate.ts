@@ -44,22 +44,39 @@ export class RateWindow {
     const none: RateEstimate = { rate: undefined, etaSeconds: undefined };
     if (this.samples.length < 2) return none; // nothing has completed since we started watching
     const latest = this.samples[this.samples.length - 1]!;
+    const left = Math.max(0, total - latest.done);
+    // The rate as of the latest completion holds while the next burst is awaited, and the ETA
+    // counts down meanwhile: re-measuring at `now` would make the ETA climb between bursts.
+    const atLatest = this.rateAt(latest.t);
+    if (left === 0) return { rate: atLatest, etaSeconds: 0 };
+    if (atLatest !== undefined && atLatest > 0 && now - latest.t < this.windowMs) {
+      const eta = left / atLatest - (now - latest.t) / 1000;
+      if (eta > 0 && Number.isFinite(eta)) return { rate: atLatest, etaSeconds: eta };
+    }
+    // Longer than expected without a completion: the rate over the window up to now, which falls
+    // to 0 (and the ETA to unknown) once the window holds no completion.
+    const rate = this.rateAt(now);
+    if (rate === undefined) return none;
+    const eta = rate > 0 ? left / rate : undefined;
+    return { rate, etaSeconds: eta !== undefined && Number.isFinite(eta) ? eta : undefined };
+  }
+
+  /** Items per second over the window ending at `end` (not before the latest sample); undefined over too short a span. */
+  private rateAt(end: number): number | undefined {
     // `done` only changes at samples, so at the window's start it is the value of the last sample
     // at or before it; a sample older than the window must not stretch the span (a long model load
     // before the first completion would make the rate tiny and the ETA hours).
-    const windowStart = now - this.windowMs;
+    const windowStart = end - this.windowMs;
     let start = this.samples[0]!;
+    let last = start;
     for (const s of this.samples) {
       if (s.t <= windowStart) start = s;
-      else break;
+      if (s.t <= end) last = s;
     }
-    const spanMs = now - Math.max(start.t, windowStart);
-    if (!(spanMs >= this.minSpanMs)) return none;
-    const rate = Math.max(0, latest.done - start.done) / (spanMs / 1000);
-    if (!Number.isFinite(rate)) return none;
-    const left = Math.max(0, total - latest.done);
-    const etaSeconds = rate > 0 ? left / rate : left === 0 ? 0 : undefined;
-    return { rate, etaSeconds: etaSeconds !== undefined && Number.isFinite(etaSeconds) ? etaSeconds : undefined };
+    const spanMs = end - Math.max(start.t, windowStart);
+    if (!(spanMs >= this.minSpanMs)) return undefined;
+    const rate = Math.max(0, last.done - start.done) / (spanMs / 1000);
+    return Number.isFinite(rate) ? rate : undefined;
   }
 }
 

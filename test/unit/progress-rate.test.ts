@@ -49,6 +49,15 @@ describe('RateWindow', () => {
     expect(w.estimate(40, 210_000)).toEqual({ rate: 0.4, etaSeconds: 80 });
   });
 
+  it('between bursts the ETA counts down instead of climbing', () => {
+    const w = new RateWindow(20_000, 1_000);
+    w.record(0, 0);
+    for (let t = 5_000; t <= 30_000; t += 5_000) w.record(t / 500, t); // 10 items every 5 s: 2/s
+    const etas = [31_000, 32_000, 33_000, 34_000].map((t) => w.estimate(100, t));
+    expect(etas.map((e) => e.rate)).toEqual([2, 2, 2, 2]);
+    expect(etas.map((e) => e.etaSeconds)).toEqual([19, 18, 17, 16]); // 40 left at 2/s from t = 30 s
+  });
+
   it('a stall longer than the window: rate 0 and no ETA (not a growing one); done: ETA 0', () => {
     const w = new RateWindow(20_000, 1_000);
     w.record(0, 0);
