@@ -90,10 +90,17 @@ export class WalflowMetrics {
     embedding('walflow_embedding_tokens_total', "Tokens of the texts sent (the model's own count)", (s) => s.tokens);
     embedding('walflow_embedding_reused_total', 'Chunks whose stored vector was reused instead of re-embedded', (s) => s.reused);
     new client.Counter({
-      name: 'walflow_embedding_errors_total', help: 'Failed embedding calls by HTTP status (or timeout, network…)', labelNames: ['pipeline', 'status'], registers: [this.registry],
+      name: 'walflow_embedding_errors_total', help: "Failed embedding calls (after the provider's own retries) by HTTP status (or timeout, network…)", labelNames: ['pipeline', 'status'], registers: [this.registry],
       collect() {
         this.reset();
         for (const p of self.embeddingPipelines) for (const [status, n] of Object.entries(p.stats().errorsByStatus)) this.inc({ pipeline: p.name, status }, n);
+      },
+    });
+    new client.Counter({
+      name: 'walflow_embedding_faults_total', help: 'Failed embedding provider attempts, retried inside the provider or not, by reason (HTTP status, timeout, network, invalid_json, invalid_response)', labelNames: ['pipeline', 'reason'], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of self.embeddingPipelines) for (const [reason, n] of Object.entries(p.stats().faultsByReason)) this.inc({ pipeline: p.name, reason }, n);
       },
     });
     new client.Gauge({

@@ -5,6 +5,7 @@ import {
   createOpenAIEmbedder,
   EmbeddingProviderError,
   estimateTokens,
+  type EmbedFault,
   type OpenAIEmbedder,
   type OpenAIProviderOptions,
 } from '../../src/steps/embed/openai-provider.js';
@@ -265,6 +266,27 @@ describe('OpenAI-compatible embedder: failures and retries', () => {
     expect(err.retryable).toBe(true);
     expect(err.kind).toBe('invalid_json');
     expect(err.message).toMatch(/is not valid JSON after 2 attempts .*truncated\?/);
+  });
+
+  it('reports every fault to the call\'s observer, the ones retried inside the call included, with the delay', async () => {
+    server.inject(
+      { kind: 'status', status: 429, retryAfterMs: 5 },
+      { kind: 'status', status: 500, message: `echo ${KEY}` },
+      { kind: 'truncated-json' },
+      { kind: 'reset' },
+      { kind: 'status', status: 503, times: 2 },
+    );
+    const faults: EmbedFault[] = [];
+    const e = embedder({ maxRetries: 4 });
+    await failure(e.embed(['a'], undefined, { onFault: (f) => faults.push(f) }));
+    expect(faults.map((f) => [f.reason, f.attempt, f.retryInMs !== undefined])).toEqual([
+      ['429', 1, true], ['500', 2, true], ['invalid_json', 3, true], ['network', 4, true], ['503', 5, false],
+    ]);
+    expect(faults[0]).toMatchObject({ status: 429, retryInMs: 5, serverDelayMs: 5, inputs: 1 });
+    expect(faults[1]!.message).toMatch(/failed with 500 .*: echo \*\*\*$/);
+    for (const f of faults) expectNoKey(new Error(JSON.stringify(f)));
+    // An observer that throws changes nothing: the next call succeeds after its retried 503.
+    expectVectorsFor(['b'], await e.embed(['b'], undefined, { onFault: () => { throw new Error('observer bug'); } }));
   });
 
   it('fails clearly, without retrying, on vectors of the wrong dimension', async () => {

@@ -12,12 +12,13 @@
  */
 import { createHash } from 'node:crypto';
 import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
+import { CHUNK_PLACEHOLDER, parseTemplate, placeholderFor } from './template.js';
 
 export interface ChunkOptions {
   chunkSize: number;
   chunkOverlap: number;
   separators?: string[];
-  /** e.g. '{title}: {chunk}'; {chunk} is the chunk text, other placeholders come from `fields`. */
+  /** e.g. '{title}: {chunk}'; {chunk} is the chunk text, other placeholders come from `fields` (syntax: template.ts). */
   template?: string;
 }
 
@@ -45,7 +46,6 @@ const MAX_CHARS_PER_TOKEN = 16;
 const MEMO_MAX_CHARS = 64;
 const MEMO_MAX_ENTRIES = 50_000;
 
-const PLACEHOLDER = /\{(\w+)\}/g;
 /** Code points that continue the character before them: combining marks, ZWJ, emoji skin tones. */
 const CONTINUES = /^[\p{M}\u200D\p{Emoji_Modifier}]$/u;
 
@@ -60,17 +60,14 @@ function renderValue(value: unknown): string {
 /** Returns a function that applies the template to a chunk text; the identity when there is none. */
 function compileTemplate(template: string | undefined, fields: Record<string, unknown> | undefined): (chunk: string) => string {
   if (template === undefined) return (chunk) => chunk;
-  let hasChunk = false;
-  for (const [, name] of template.matchAll(PLACEHOLDER)) {
-    if (name === 'chunk') hasChunk = true;
-    else if (!fields || !Object.hasOwn(fields, name!)) throw new Error(`chunk template placeholder {${name}} has no value in the record`);
-  }
-  if (!hasChunk) throw new Error('chunk template must contain {chunk}');
+  const parts = parseTemplate(template);
+  if (!parts.some((p) => 'field' in p && p.field === CHUNK_PLACEHOLDER)) throw new Error('chunk template must contain {chunk}');
   // Fields are rendered once; only {chunk} (null here) changes between chunks.
-  const rendered = template.split(/(\{\w+\})/).map((part): string | null => {
-    const m = /^\{(\w+)\}$/.exec(part);
-    if (!m) return part;
-    return m[1] === 'chunk' ? null : renderValue(fields![m[1]!]);
+  const rendered = parts.map((part): string | null => {
+    if ('text' in part) return part.text;
+    if (part.field === CHUNK_PLACEHOLDER) return null;
+    if (!fields || !Object.hasOwn(fields, part.field)) throw new Error(`chunk template placeholder ${placeholderFor(part.field)} has no value in the record`);
+    return renderValue(fields[part.field]);
   });
   return (chunk) => rendered.map((part) => part ?? chunk).join('');
 }

@@ -27,6 +27,9 @@
  * that error. The caller's AbortSignal aborts requests in flight and every wait (slot, rate limit,
  * backoff); the call then rejects with `signal.reason`.
  *
+ * Every failed attempt, retried here or not, is reported to the call's `observer` (reason, delay
+ * before the retry, redacted message), so that faults the caller never sees as errors are visible.
+ *
  * Errors are EmbeddingProviderError with `retryable` (false means: retrying cannot help, fix the
  * config or the input; the engine fails the run at once), `status` and `kind`. Messages never hold
  * the API key or the values of secret-looking headers, even when a server echoes them.
@@ -34,7 +37,7 @@
 import { setMaxListeners } from 'node:events';
 import { UserError } from '../../errors.js';
 import { abortableSleep, backoffDelayMs, parseRetryAfterMs, Semaphore, TokenBucket } from './http-limits.js';
-import type { Embedder } from './local-model.js';
+import type { EmbedFault, EmbedObserver, Embedder } from './local-model.js';
 import {
   BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, EmbeddingProviderError, MAX_DETAIL_CHARS, MAX_IN_CALL_WAIT_MS, OPENAI_DEFAULTS, SECRET_HEADER, TIMEOUT, attemptsSuffix, describeType, embeddingsEndpoint, estimateTokens, positiveInteger, serverErrorCode, serverMessage,
 } from './openai-support.js';
@@ -42,7 +45,7 @@ import type { AttemptResult, Batch, Failure, OpenAIEmbedder, OpenAIProviderOptio
 export { EmbeddingProviderError, OPENAI_DEFAULTS, estimateTokens } from './openai-support.js';
 export type { EmbeddingErrorKind, OpenAIEmbedder, OpenAIProviderOptions, OpenAIProviderStats } from './openai-support.js';
 
-export type { Embedder };
+export type { EmbedFault, EmbedObserver, Embedder };
 
 // ---------------------------------------------------------------------------------------------
 // The embedder
@@ -284,7 +287,7 @@ export function createOpenAIEmbedder(opts: OpenAIProviderOptions): OpenAIEmbedde
   }
 
   /** One batch, with its slot, rate limit and retries. */
-  async function runBatch(batch: Batch, signal: AbortSignal): Promise<Float32Array[]> {
+  async function runBatch(batch: Batch, signal: AbortSignal, observer: EmbedObserver | undefined): Promise<Float32Array[]> {
     const release = await slots.acquire(signal);
     try {
       for (let attempts = 1; ; attempts++) {
@@ -298,15 +301,31 @@ export function createOpenAIEmbedder(opts: OpenAIProviderOptions): OpenAIEmbedde
         }
         const { failure } = result;
         counters.errorsByStatus[failure.statKey] = (counters.errorsByStatus[failure.statKey] ?? 0) + 1;
-        if (!failure.retry || attempts > maxRetries) throw failure.error(attempts);
-        if (failure.delayMs !== undefined && failure.delayMs > MAX_IN_CALL_WAIT_MS) throw failure.error(attempts);
-        const delay = failure.delayMs ?? backoffDelayMs(attempts, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS);
+        const giveUp = !failure.retry || attempts > maxRetries || (failure.delayMs !== undefined && failure.delayMs > MAX_IN_CALL_WAIT_MS);
+        const delay = giveUp ? undefined : (failure.delayMs ?? backoffDelayMs(attempts, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS));
+        const error = failure.error(giveUp ? attempts : 1);
+        report(observer, {
+          reason: failure.statKey, attempt: attempts, inputs: batch.texts.length, message: error.message,
+          ...(error.status !== undefined ? { status: error.status } : {}),
+          ...(delay !== undefined ? { retryInMs: delay } : {}),
+          ...(failure.delayMs !== undefined ? { serverDelayMs: failure.delayMs } : {}),
+        });
+        if (delay === undefined) throw error;
         if (failure.statKey === '429' && failure.delayMs !== undefined) pausedUntil = Math.max(pausedUntil, Date.now() + delay);
         counters.retries++;
         await abortableSleep(delay, signal);
       }
     } finally {
       release();
+    }
+  }
+
+  /** An observer's own failure must not change the call's outcome. */
+  function report(observer: EmbedObserver | undefined, fault: EmbedFault): void {
+    try {
+      observer?.onFault?.(fault);
+    } catch {
+      // ignored: reporting is best effort
     }
   }
 
@@ -346,7 +365,7 @@ export function createOpenAIEmbedder(opts: OpenAIProviderOptions): OpenAIEmbedde
     maxInputTokens,
     countTokens: (text) => countTokens(text),
 
-    async embed(texts, signal) {
+    async embed(texts, signal, observer) {
       if (closed) throw closedError();
       signal?.throwIfAborted();
       const batches = plan(texts);
@@ -363,7 +382,7 @@ export function createOpenAIEmbedder(opts: OpenAIProviderOptions): OpenAIEmbedde
         await Promise.all(
           batches.map(async (batch) => {
             try {
-              const vectors = await runBatch(batch, ctl.signal);
+              const vectors = await runBatch(batch, ctl.signal, observer);
               for (let i = 0; i < vectors.length; i++) out[batch.start + i] = vectors[i]!;
             } catch (err) {
               if (failed) return;

@@ -8,12 +8,15 @@
 //            older version of a row overwrite a newer one
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, Queryable, SourceRunInput, StepContext } from '../../pipeline/types.js';
 import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
+import type { EmbedObserver } from '../embed/local-model.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
+import { checkTemplateColumns, columnList, resolveTemplateColumns } from './template-columns.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
 import { decodeVector, encodeVector, fromPgVector, toPgVector } from './vectors.js';
 
@@ -22,9 +25,13 @@ export interface EmbeddingPipelineOptions {
   /** Source table, e.g. "documents" or "public.documents". */
   table: string;
   textColumn: string;
-  /** Columns available to the template as {column}. */
+  /** Columns available to the template as {column} (default: the columns its placeholders name). */
   templateColumns?: string[];
-  /** e.g. "{title}: {chunk}". */
+  /**
+   * e.g. "{title}: {chunk}". A placeholder names a column exactly as PostgreSQL stores it (any
+   * name: "{Заголовок 📌}: {chunk}"); "{{" and "}}" are literal braces, and in a placeholder a
+   * backslash escapes "{", "}" or "\\". Syntax: src/steps/chunk/template.ts.
+   */
   template?: string;
   /** Key columns of the source (default: its primary key, found at startup). */
   key?: string[];
@@ -70,7 +77,10 @@ export interface EmbeddingStats {
   items: number;
   tokens: number;
   reused: number;
+  /** Embed calls that failed (after the provider's own retries), by HTTP status or kind. */
   errorsByStatus: Record<string, number>;
+  /** Every failed provider attempt, retried inside the provider or not, by reason. */
+  faultsByReason: Record<string, number>;
 }
 
 export interface EmbeddingPipeline extends Pipeline<SyncInput> {
@@ -98,21 +108,18 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   if (chunking.chunkSize > model.maxInputTokens) {
     throw new UserError(`pipeline "${o.name}": chunkSize ${chunking.chunkSize} exceeds what ${model.model} reads (${model.maxInputTokens} tokens); the rest of each chunk would be silently ignored`);
   }
-  // A placeholder with no column would fail every run at chunking time: refuse the definition now.
-  if (o.template !== undefined) {
-    const names = [...o.template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
-    if (!names.includes('chunk')) throw new UserError(`pipeline "${o.name}": template must contain {chunk}`);
-    const missing = names.filter((n) => n !== 'chunk' && !(o.templateColumns ?? []).includes(n));
-    if (missing.length) throw new UserError(`pipeline "${o.name}": template placeholder(s) ${missing.map((n) => `{${n}}`).join(', ')} not in templateColumns`);
-  }
+  // The columns the template reads. A placeholder that names no column would otherwise fail every
+  // run, or (before placeholders could name any column) be embedded as literal text: refuse the
+  // definition now, and at setup a placeholder that is not a column of the source table.
+  const templateColumns = resolveTemplateColumns(o.name, o.template, o.templateColumns);
   const targetSpec = { table: target, dimensions: model.dimensions };
   // What the vectors mean: a change here is a new version, and search never mixes versions.
   const configVersion = createHash('sha256')
-    .update(JSON.stringify({ model: model.model, dims: model.dimensions, chunking, text: o.textColumn, tpl: o.templateColumns ?? [] }))
+    .update(JSON.stringify({ model: model.model, dims: model.dimensions, chunking, text: o.textColumn, tpl: templateColumns }))
     .digest('hex')
     .slice(0, 12);
 
-  const stats: EmbeddingStats = { calls: 0, items: 0, tokens: 0, reused: 0, errorsByStatus: {} };
+  const stats: EmbeddingStats = { calls: 0, items: 0, tokens: 0, reused: 0, errorsByStatus: {}, faultsByReason: {} };
   let lease: ReturnType<typeof acquireEmbedder> | undefined;
   const embedder = (): Promise<Embedder> => (lease ??= acquireEmbedder(spec)).embedder;
   let keyColumns = o.key;
@@ -140,8 +147,9 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
       [table.oid],
     );
     const types = new Map(rows.map((r) => [r.attname, r.type]));
-    for (const col of [o.textColumn, ...(o.templateColumns ?? []), ...(o.key ?? [])]) {
-      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column "${col}" (columns: ${[...types.keys()].join(', ')})`);
+    checkTemplateColumns(o.name, o.template, name, types);
+    for (const col of [o.textColumn, ...templateColumns, ...(o.key ?? [])]) {
+      if (!types.has(col)) throw new UserError(`pipeline "${o.name}": ${name} has no column ${JSON.stringify(col)} (columns: ${columnList(types)})`);
     }
     const textType = types.get(o.textColumn)!;
     if (!/^(text|character varying|character|citext|json|jsonb)/.test(textType)) {
@@ -153,7 +161,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     const cols = await resolveKey(db);
     const missing = cols.filter((c) => !(c in key));
     if (missing.length) throw new UserError(`run input does not fit pipeline "${o.name}" (source ${source.schema}.${source.name}): its key lacks column(s) ${missing.join(', ')} — got key ${JSON.stringify(key)}`);
-    const extra = (o.templateColumns ?? []).map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
+    const extra = templateColumns.map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
     const where = cols.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
     const { rows } = await db.query<Record<string, string | null>>(
       `SELECT ${ident(o.textColumn)}::text AS body${extra}, pg_current_wal_lsn()::text AS version FROM ${qualifiedIdent(source)} WHERE ${where}`,
@@ -164,7 +172,25 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
 
   /** What the chunks of a row are made from: its text and template fields. */
   function sourceHash(row: Record<string, string | null>): string {
-    return createHash('sha256').update(JSON.stringify([row.body, ...(o.templateColumns ?? []).map((_, i) => row[`f${i}`] ?? '')])).digest('hex');
+    return createHash('sha256').update(JSON.stringify([row.body, ...templateColumns.map((_, i) => row[`f${i}`] ?? '')])).digest('hex');
+  }
+
+  /**
+   * Counts every provider fault by reason and logs it at warn: a fault retried inside the provider
+   * is otherwise invisible (the call succeeds), and one that fails the call is logged again by the
+   * engine with the step's retry time. Messages come redacted from the provider.
+   */
+  function faultObserver(log: Logger | undefined): EmbedObserver {
+    return {
+      onFault(f) {
+        stats.faultsByReason[f.reason] = (stats.faultsByReason[f.reason] ?? 0) + 1;
+        const next = f.retryInMs !== undefined ? `retrying in ${f.retryInMs} ms` : 'the call fails; the embed step retries per its retry policy';
+        log?.warn(
+          { reason: f.reason, status: f.status, attempt: f.attempt, retryInMs: f.retryInMs, serverDelayMs: f.serverDelayMs, inputs: f.inputs, err: f.message },
+          `embedding provider fault (${f.reason}): ${next}`,
+        );
+      },
+    };
   }
 
   async function currentLsn(db: Queryable): Promise<string> {
@@ -199,7 +225,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           if (input.op === 'truncate') return { truncate: true, version: input.lsn ?? (await currentLsn(ctx.db)), chunks: [] };
           const row = await readRow(ctx.db, input.key);
           if (!row || row.body === null) return { version: row?.version ?? (await currentLsn(ctx.db)), chunks: [] }; // deleted or empty
-          const fields = Object.fromEntries((o.templateColumns ?? []).map((c, i) => [c, row[`f${i}`] ?? '']));
+          const fields = Object.fromEntries(templateColumns.map((c, i) => [c, row[`f${i}`] ?? '']));
           const e = await embedder();
           const chunks = await chunkText(row.body, (s) => e.countTokens(s), chunking, fields);
           return { version: row.version!, chunks: chunks.map((c) => ({ i: c.index, text: c.text, hash: c.hash })), source: sourceHash(row) };
@@ -232,7 +258,8 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
           if (texts.length > 0) {
             stats.calls++;
             try {
-              vectors = await e.embed(texts, signal);
+              // ctx.log names the pipeline and the batch's first run.
+              vectors = await e.embed(texts, signal, faultObserver(items[0]!.ctx.log.child({ batchRuns: items.length })));
             } catch (err) {
               const status = String((err as { status?: unknown; kind?: unknown }).status ?? (err as { kind?: unknown }).kind ?? 'error');
               stats.errorsByStatus[status] = (stats.errorsByStatus[status] ?? 0) + 1;
@@ -278,11 +305,11 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   return Object.freeze({
     ...pipeline,
     target,
-    stats: () => ({ ...stats, errorsByStatus: { ...stats.errorsByStatus } }),
+    stats: () => ({ ...stats, errorsByStatus: { ...stats.errorsByStatus }, faultsByReason: { ...stats.faultsByReason } }),
     async search(db: Queryable, query: string, k = 5): Promise<SearchHit[]> {
       if (!Number.isInteger(k) || k < 1 || k > 1000) throw new UserError(`k must be a whole number from 1 to 1000 (got ${k})`);
       const e = await embedder();
-      const [vec] = await e.embed([query]);
+      const [vec] = await e.embed([query], undefined, faultObserver(undefined));
       // Same model *and* chunking version only: results never mix old and new embeddings.
       const { rows } = await db.query<SearchHit>(
         `SELECT source_key, chunk_index, chunk_text, (embedding <=> $1::vector)::float8 AS distance

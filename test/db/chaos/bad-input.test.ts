@@ -77,7 +77,10 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
       [() => definePipeline({ name: 'p', source: { table: 't', events: ['upsert' as never] }, steps: [noop] }), /^pipeline "p": source.events: unknown event "upsert"/],
       [() => definePipeline({ name: 'p', key: 'id' as never, steps: [noop] }), /^pipeline "p": key must be a function/],
       [() => definePipeline({ name: 'p', steps: [{ ...noop, retry: { maxAttempts: 0 } }] }), /^pipeline "p": step "a": retry.maxAttempts must be a positive integer$/],
-      [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', template: '{title}: {chunk}', embedder: openai() }), /^pipeline "e": template placeholder\(s\) \{title\} not in templateColumns$/],
+      [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', template: '{title}: {chunk}', templateColumns: ['b'], embedder: openai() }), /^pipeline "e": template placeholder\(s\) \{title\} not in templateColumns/],
+      [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', template: '{title: {chunk}', embedder: openai() }), /^pipeline "e": template: "\{" inside a placeholder at character 9/],
+      [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', template: '{chunk} }', embedder: openai() }), /^pipeline "e": template: unmatched "\}" at character 9/],
+      [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', template: '{chunk} {Заголовок', embedder: openai() }), /^pipeline "e": template: placeholder opened at character 9 .* is never closed/],
       [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', template: 'no chunk', embedder: openai() }), /^pipeline "e": template must contain \{chunk\}$/],
       [() => createEmbeddingPipeline({ name: 'e', table: 't', textColumn: 'b', chunkSize: 9000, embedder: openai() }), /^pipeline "e": chunkSize 9000 exceeds what fake reads \(8191 tokens\)/],
     ];
@@ -134,7 +137,7 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
     expect(left.rows[0]).toEqual({ slots: 0, pubs: 0 });
   });
 
-  it('the embedding pipeline: an unknown table, an unknown or non-text textColumn, an unknown template column — refused at setup, before any run', async () => {
+  it('the embedding pipeline: an unknown table, an unknown or non-text textColumn, an unknown template column or placeholder — refused at setup, before any run', async () => {
     await db.pool.query(`CREATE TABLE bi_docs (id int PRIMARY KEY, n int, body text, title text)`);
     const E = (o: Partial<Parameters<typeof createEmbeddingPipeline>[0]>) => createEmbeddingPipeline({ name: 'bi-embed', table: 'bi_docs', textColumn: 'body', embedder: openai(), ...o });
     const cases: [ReturnType<typeof E>, RegExp][] = [
@@ -142,6 +145,9 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
       [E({ textColumn: 'nope' }), /^pipeline "bi-embed": public\.bi_docs has no column "nope"/],
       [E({ textColumn: 'n' }), /^pipeline "bi-embed": textColumn "n" of public\.bi_docs is integer; the chunker needs text/],
       [E({ templateColumns: ['nope'] }), /^pipeline "bi-embed": public\.bi_docs has no column "nope"/],
+      [E({ template: '{nope}: {chunk}' }), /^pipeline "bi-embed": template placeholder \{nope\} names no column of public\.bi_docs \(columns: "id", "n", "body", "title"/],
+      [E({ template: '{Title}: {chunk}' }), /^pipeline "bi-embed": template placeholder \{Title\} names no column of public\.bi_docs/],
+      [E({ template: '{Заголовок 📌}: {chunk}' }), /^pipeline "bi-embed": template placeholder \{Заголовок 📌\} names no column of public\.bi_docs/],
     ];
     for (const [p, message] of cases) {
       const engine = new Engine({ url: db.url, pipelines: [p] });
