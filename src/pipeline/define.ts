@@ -61,6 +61,9 @@ export function definePipeline<TRunInput = any>(def: PipelineDefinition<TRunInpu
     if (src.columns && (!Array.isArray(src.columns) || src.columns.some((c) => typeof c !== 'string' || !c))) fail(name, 'source.columns must be a list of column names');
     if (src.key && (!Array.isArray(src.key) || src.key.length === 0)) fail(name, 'source.key must be a non-empty list of column names');
     if (src.where !== undefined && typeof src.where !== 'function') fail(name, 'source.where must be a function of the row');
+    if (src.backfill !== undefined && src.backfill !== true && src.backfill !== false && src.backfill !== 'on-version-change') {
+      fail(name, `source.backfill must be true, false or 'on-version-change' (got ${JSON.stringify(src.backfill)})`);
+    }
   }
   const stepNames = def.steps.map((s) => s.name);
   const version = def.version ?? createHash('sha256').update(stepNames.join('\n')).digest('hex').slice(0, 12);
