@@ -49,7 +49,8 @@ export async function loadPipelineFile(dir: string, file: string): Promise<Pipel
   if (defaults.length === 0 || bad >= 0) {
     throw new UserError(`${full}: the default export is not a pipeline (export the result of definePipeline(), or an array of them)`);
   }
-  const candidates = Object.values(mod).flatMap((v) => (Array.isArray(v) ? (v as unknown[]) : [v]));
+  // Named exports first (in name order, as before default exports were required), then the default.
+  const candidates = [...Object.keys(mod).filter((k) => k !== 'default'), 'default'].flatMap((k) => (Array.isArray(mod[k]) ? (mod[k] as unknown[]) : [mod[k]]));
   return [...new Set(candidates.filter(isPipeline))];
 }
 

@@ -23,7 +23,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('status')
     .description('per pipeline: runs by status, oldest queued age, throughput; replication slot, lag and leader; worker processes')
-    .option('--json', 'machine-readable output: {pipelines, replication, workers}')
+    .option('--json', 'machine-readable output: {pipelines, replication, workers, pipeline_errors}')
     .action(async (opts: { json?: boolean }) => {
       await withClient(async (c) => {
         const pipelines = (await c.query(

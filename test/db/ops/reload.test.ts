@@ -152,7 +152,7 @@ describe('pipelines change while walflow runs', () => {
     const { json } = await walflowJson<{ pipeline_errors: unknown[] }>(['status'], env);
     expect(json.pipeline_errors).toEqual([]);
     expect(metric(await metrics(), 'walflow_pipeline_load_errors')).toBe(0);
-    const [{ id }] = await q<{ id: string }>(`SELECT walflow.start('rl-welcome', '{"op":"insert"}') AS id`);
+    const id = (await q<{ id: string }>(`SELECT walflow.start('rl-welcome', '{"op":"insert"}') AS id`))[0]!.id;
     // Given time to be claimed if anything still ran it: another pipeline's run completes meanwhile.
     await db.pool.query(`INSERT INTO rl_base VALUES (1)`);
     await waitFor('rl-base ran', async () => (await q(`SELECT 1 FROM walflow.runs WHERE pipeline = 'rl-base' AND status = 'completed'`)).length === 1);
