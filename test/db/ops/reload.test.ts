@@ -144,6 +144,28 @@ describe('pipelines change while walflow runs', () => {
     expect(wf.child.exitCode).toBeNull();
   });
 
+  it('a file without a default export, or whose default is not a pipeline, is an error naming the file (at start: exit 2; while running: reported)', async () => {
+    const named = `import { definePipeline } from '${DEFINE}';\nexport const p = definePipeline({ name: 'rl-named', steps: [{ name: 's', run: () => null }] });\n`;
+    write('named.ts', named);
+    write('notapipeline.ts', `export default { hello: 'world' };\n`);
+    await waitFor('both reported', async () => (await q(`SELECT 1 FROM walflow.pipeline_load_errors`)).length >= 3);
+    const errors = await q<{ file: string; message: string }>(`SELECT file, message FROM walflow.pipeline_load_errors ORDER BY file`);
+    expect(errors.find((e) => e.file === 'named.ts')!.message).toMatch(/named\.ts has no default export/);
+    expect(errors.find((e) => e.file === 'notapipeline.ts')!.message).toMatch(/notapipeline\.ts: the default export is not a pipeline/);
+    const other = fs.mkdtempSync(path.join(ROOT, 'test/fixtures/ops/.reload-'));
+    try {
+      fs.writeFileSync(path.join(other, 'named.ts'), named);
+      const r = await walflow(['run', '--pipelines', other], env);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^walflow: .*named\.ts has no default export/);
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+    fs.rmSync(path.join(dir, 'named.ts'));
+    fs.rmSync(path.join(dir, 'notapipeline.ts'));
+    await waitFor('their errors cleared', async () => (await q(`SELECT 1 FROM walflow.pipeline_load_errors WHERE file IN ('named.ts', 'notapipeline.ts')`)).length === 0);
+  });
+
   it('a removed pipeline: its table leaves the publication; its queued runs stay queued; the fixed error is cleared', async () => {
     expect(await published()).toContain('public.rl_users');
     fs.rmSync(path.join(dir, 'welcome.ts'));
