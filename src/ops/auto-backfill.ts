@@ -91,7 +91,10 @@ export class AutoBackfiller {
       const p = this.pipelines().find((x) => x.name === pipelineName);
       if (!p) return; // removed: its backfill resumes if it comes back
       try {
-        const r = await backfill(this.engine, p, { backfillId: id, signal });
+        const r = await backfill(this.engine, p, {
+          backfillId: id, signal,
+          onWaiting: (n) => this.log.info({ pipeline: p.name, backfill: id, transactions: n }, `initial backfill of pipeline "${p.name}" waits for ${n} transaction(s) that were running when its table was published`),
+        });
         if (r.finished) this.log.info({ pipeline: p.name, backfill: id, runs: r.done }, `initial backfill of pipeline "${p.name}" finished: ${r.done} run(s) started`);
         return;
       } catch (err) {

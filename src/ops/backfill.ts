@@ -51,6 +51,8 @@ export interface BackfillOptions {
   signal?: AbortSignal;
   /** How often to look whether earlier transactions ended (default 200 ms). */
   pollMs?: number;
+  /** Told once when the backfill waits for transactions that were running when it started. */
+  onWaiting?: (transactions: number) => void;
 }
 
 /** `walflow backfill` of a pipeline whose last backfill finished: nothing to do (exit 3). */
@@ -71,14 +73,19 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Waits until every transaction that holds an xid now has committed or aborted (step 1 above). */
-export async function waitForRunningTransactions(db: Db, signal?: AbortSignal, pollMs = 200): Promise<void> {
+export async function waitForRunningTransactions(db: Db, signal?: AbortSignal, pollMs = 200, onWaiting?: (n: number) => void): Promise<void> {
   const { rows } = await db.query<{ xids: string[] }>(`SELECT ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot()))::text[] AS xids`);
   let pending = rows[0]!.xids;
+  let told = false;
   while (pending.length > 0 && !signal?.aborted) {
     const r = await db.query<{ xid: string }>(
       `SELECT x::text AS xid FROM unnest($1::xid8[]) AS x WHERE pg_xact_status(x) = 'in progress'`, [pending],
     );
     pending = r.rows.map((x) => x.xid);
+    if (pending.length > 0 && !told) {
+      told = true;
+      onWaiting?.(pending.length);
+    }
     if (pending.length > 0) await sleep(pollMs, signal);
   }
 }
@@ -144,7 +151,7 @@ export async function backfill(engine: Engine, pipeline: Pipeline, opts: Backfil
   if (state.finished_at) return { id, done, total: Math.max(total, done), finished: true };
   report(false);
 
-  await waitForRunningTransactions(db, opts.signal, opts.pollMs);
+  await waitForRunningTransactions(db, opts.signal, opts.pollMs, opts.onWaiting);
   const cols = keyCols.map(ident).join(', ');
   let finished = false;
   while (!opts.signal?.aborted && !finished) {

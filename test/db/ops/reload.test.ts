@@ -223,6 +223,9 @@ describe('pipelines change while walflow runs', () => {
     const racers = [racer(1), racer(2), racer(3)];
     write('race.ts', RACE);
     await waitFor('rl_race published', async () => (await published()).includes('public.rl_race'), 20_000);
+    // The backfill must not read before that transaction ends.
+    await waitFor('the backfill waiting for it', async () => logged(/initial backfill of pipeline "rl-race" waits for \d+ transaction/), 20_000);
+    expect(logged(/initial backfill of pipeline "rl-race" finished/)).toBe(false);
     await open.query('COMMIT');
     await open.end();
     await waitFor('the backfill finished', async () => logged(/initial backfill of pipeline "rl-race" finished/), 60_000);
