@@ -1,6 +1,6 @@
 // Loads pipeline definitions from a directory: every *.ts / *.js / *.mjs file's default export (a
-// pipeline or an array of them) and any named exports that are pipelines. A file without a
-// default export, or whose default export is not a pipeline, is an error naming the file.
+// pipeline or an array of them, possibly empty) and any named exports that are pipelines. A file
+// without a default export, or whose default export is not a pipeline, is an error naming the file.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,7 +46,8 @@ export async function loadPipelineFile(dir: string, file: string): Promise<Pipel
   }
   const defaults = Array.isArray(mod.default) ? (mod.default as unknown[]) : [mod.default];
   const bad = defaults.findIndex((v) => !isPipeline(v));
-  if (defaults.length === 0 || bad >= 0) {
+  // An empty array is allowed: a file that defines its pipeline only under some condition.
+  if (bad >= 0) {
     throw new UserError(`${full}: the default export is not a pipeline (export the result of definePipeline(), or an array of them)`);
   }
   // Named exports first (in name order, as before default exports were required), then the default.
