@@ -243,4 +243,22 @@ describe('pipelines change while walflow runs', () => {
     expect(mirror).toEqual(source);
     expect(Number((await q<{ n: string }>(`SELECT count(*) AS n FROM walflow.runs WHERE pipeline = 'rl-race' AND status = 'failed'`))[0]!.n)).toBe(0);
   }, 240_000);
+
+  it('an initial backfill cut short by a SIGKILLed leader is resumed by the next one: every row gets exactly one backfill run', async () => {
+    await db.pool.query(`CREATE TABLE rl_big (id int PRIMARY KEY)`);
+    await db.pool.query(`INSERT INTO rl_big SELECT generate_series(1, 100000)`);
+    write('big.ts', `import { definePipeline } from '${DEFINE}';
+export default definePipeline({ name: 'rl-big', version: 'v1', source: { table: 'rl_big' }, steps: [{ name: 'noop', run: () => null }] });
+`);
+    await waitFor('the backfill under way', async () => (await q(`SELECT 1 FROM walflow.backfills WHERE pipeline = 'rl-big' AND done > 0 AND finished_at IS NULL`)).length === 1, 30_000, 20);
+    await wf.stop('SIGKILL');
+    const cut = (await q<{ done: string }>(`SELECT done FROM walflow.backfills WHERE pipeline = 'rl-big'`))[0]!;
+    expect(Number(cut.done)).toBeLessThan(100000);
+    wf = await startWalflowRun(['--metrics-port', String(port)], env);
+    await waitFor('the backfill finished', async () => (await q(`SELECT 1 FROM walflow.backfills WHERE pipeline = 'rl-big' AND finished_at IS NOT NULL`)).length === 1, 120_000);
+    const [counts] = await q<{ runs: string; keys: string; backfills: string }>(
+      `SELECT count(*) AS runs, count(DISTINCT key) AS keys, (SELECT count(*) FROM walflow.backfills WHERE pipeline = 'rl-big') AS backfills FROM walflow.runs WHERE pipeline = 'rl-big'`,
+    );
+    expect(counts).toEqual({ runs: '100000', keys: '100000', backfills: '1' });
+  }, 240_000);
 });
