@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   const pipeline = createEmbeddingPipeline({
     name: 'embed-documents', table: 'documents', textColumn: 'body', templateColumns: ['title'],
     template: '{title}: {chunk}', target: 'documents_embeddings', embedder: { provider: 'local', threads: 2 },
+    backfill: false, // the table starts empty: every document arrives through the WAL, one run each
   });
   say('▶ starting walflow (replication leader + workers); loading the local embedding model…');
   const wf = await startWalflow({ url, config: { ...config, workers: 1, claimBatchSize: 256, pollIntervalMs: 200, slotName: 'walflow_demo', publicationName: 'walflow_demo' }, pipelines: [pipeline], log });

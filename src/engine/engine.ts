@@ -71,16 +71,60 @@ export class Engine {
 
   /** Records the loaded pipelines (walflow.start() accepts only registered names) and their limits. */
   async register(): Promise<void> {
-    const defs = [...this.pipelines.values()].map((p) => ({
+    await this.registerSome([...this.pipelines.values()]);
+  }
+
+  private async registerSome(pipelines: Pipeline[]): Promise<void> {
+    const defs = pipelines.map((p) => ({
       name: p.name, version: p.version, steps: p.stepNames,
       source: p.source ? (JSON.parse(JSON.stringify({ ...p.source, where: p.source.where ? String(p.source.where) : undefined })) as Json) : null,
       start_roles: p.startRoles ?? null,
     }));
     await registerPipelines(this.pool, defs);
-    for (const p of this.pipelines.values()) {
+    for (const p of pipelines) {
       await syncSlots(this.pool, p.name, p.steps);
       await p.setup?.(this.hookContext(p.name));
     }
+  }
+
+  /**
+   * Replaces the loaded pipelines (a live reload): added and changed ones are registered and set up
+   * first, then swapped in. Runs in flight finish on the definition object they started with (the
+   * worker holds it); runs claimed from now on use the new one. A removed pipeline's queued runs
+   * stay queued: no worker of this process claims them any more.
+   */
+  async setPipelines(next: readonly Pipeline[]): Promise<void> {
+    const names = new Set<string>();
+    for (const p of next) {
+      if (names.has(p.name)) throw new UserError(`two pipelines are named "${p.name}"`);
+      names.add(p.name);
+    }
+    const changed = next.filter((p) => this.pipelines.get(p.name) !== p);
+    await this.registerSome(changed);
+    const removed = [...this.pipelines.values()].filter((p) => !names.has(p.name));
+    for (const p of removed) this.pipelines.delete(p.name);
+    for (const p of next) this.pipelines.set(p.name, p);
+    if (this.workers.length > 0) {
+      for (const p of [...removed, ...changed]) this.scheduleMaintenance(p.name, this.pipelines.get(p.name));
+      for (const w of this.workers) w.wake();
+    }
+    for (const p of removed) await p.close?.().catch((err: unknown) => this.log.warn({ err, pipeline: p.name }, 'pipeline close failed'));
+  }
+
+  private readonly maintenance = new Map<string, NodeJS.Timeout>();
+
+  /** (Re)schedules a pipeline's maintenance hook; undefined stops it. */
+  private scheduleMaintenance(name: string, p: Pipeline | undefined): void {
+    clearInterval(this.maintenance.get(name));
+    this.maintenance.delete(name);
+    const m = p?.maintenance;
+    if (!m) return;
+    let busy = false;
+    this.maintenance.set(name, setInterval(() => {
+      if (busy) return;
+      busy = true;
+      m.run(this.hookContext(name)).catch((err: unknown) => this.log.warn({ err, pipeline: name }, 'maintenance failed; will retry')).finally(() => (busy = false));
+    }, m.everyMs));
   }
 
   private readonly hooksAbort = new AbortController();
@@ -155,9 +199,7 @@ export class Engine {
     });
     await this.heartbeat();
     this.every(10_000, () => this.heartbeat());
-    for (const p of this.pipelines.values()) {
-      if (p.maintenance) this.every(p.maintenance.everyMs, () => p.maintenance!.run(this.hookContext(p.name)));
-    }
+    for (const p of this.pipelines.values()) this.scheduleMaintenance(p.name, p);
     const retention = this.o.retentionMs ?? 7 * 24 * 3600_000;
     if (retention > 0) this.every(60_000, async () => { while ((await pruneFinished(this.pool, retention)) > 0) { /* next batch */ } });
   }
@@ -212,6 +254,8 @@ export class Engine {
     this.hooksAbort.abort();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    for (const t of this.maintenance.values()) clearInterval(t);
+    this.maintenance.clear();
     for (const b of this.batchers.values()) b.flush();
     await Promise.all(this.workers.map((w) => w.stop(this.o.shutdownTimeoutMs ?? 30_000)));
     this.workers.length = 0;

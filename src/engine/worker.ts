@@ -62,14 +62,15 @@ export class Worker {
   }
 
   private async claimLoop(): Promise<void> {
-    const pipelines = [...this.o.pipelines.keys()];
     const { capacity } = this.o;
     let next = 0; // round-robin start, so that every pipeline gets its turn at a scarce capacity
     while (!this.stopping) {
       const free = capacity - this.inflight.size;
       // Claim in batches: wait until a quarter of the capacity is free, unless nothing is running.
       let filled = false;
-      if (free > 0 && (free >= Math.ceil(capacity / 4) || this.inflight.size === 0)) {
+      // Read each round: a live reload adds and removes pipelines while the loop runs.
+      const pipelines = [...this.o.pipelines.keys()];
+      if (pipelines.length > 0 && free > 0 && (free >= Math.ceil(capacity / 4) || this.inflight.size === 0)) {
         try {
           let want = free;
           for (let i = 0; i < pipelines.length && want > 0; i++) {
@@ -91,7 +92,12 @@ export class Worker {
   }
 
   private launch(run: Awaited<ReturnType<typeof claimRuns>>[number]): void {
-    const pipeline = this.o.pipelines.get(run.pipeline)!;
+    const pipeline = this.o.pipelines.get(run.pipeline);
+    if (!pipeline) {
+      // Removed by a live reload while it was being claimed: hand it back, queued.
+      releaseRuns(this.o.pool, [run.id], this.o.owner).catch((err: unknown) => this.o.log.warn({ err, run: run.id }, 'could not release a run of a removed pipeline; it resumes after its lease expires'));
+      return;
+    }
     const control = new RunControl();
     const entry: InFlight = { control, done: Promise.resolve() };
     entry.done = executeRun(run, pipeline, control, this.deps)

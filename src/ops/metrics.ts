@@ -13,6 +13,7 @@ export class WalflowMetrics {
   private replication: ReplicationSource | undefined;
   private embeddingPipelines: EmbeddingPipeline[] = [];
 
+  private readonly loadErrors = new client.Gauge({ name: 'walflow_pipeline_load_errors', help: 'Pipeline files this process could not (re)load; their previous version keeps running (walflow status lists them)', registers: [this.registry] });
   private readonly runEnds = new client.Counter({ name: 'walflow_run_ends_total', help: 'Runs this process finished executing, by outcome (completed, failed, waiting = will retry, lost = cancelled or taken over)', labelNames: ['pipeline', 'outcome'], registers: [this.registry] });
   private readonly stepSeconds = new client.Histogram({ name: 'walflow_step_duration_seconds', help: 'Step attempt durations', labelNames: ['pipeline', 'step', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [this.registry] });
 
@@ -114,6 +115,10 @@ export class WalflowMetrics {
     onRunEnd: (pipeline: string, end: RunEnd) => this.runEnds.inc({ pipeline, outcome: end }),
     onStepDone: (pipeline: string, step: string, ok: boolean, ms: number) => this.stepSeconds.observe({ pipeline, step, outcome: ok ? 'ok' : 'error' }, ms / 1000),
   };
+
+  setPipelineLoadErrors(n: number): void {
+    this.loadErrors.set(n);
+  }
 
   attach(db: Pick<pg.Pool, 'query'>, replication?: ReplicationSource, pipelines: readonly Pipeline[] = []): void {
     this.db = db;

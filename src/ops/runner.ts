@@ -8,12 +8,20 @@ import { Engine } from '../engine/engine.js';
 import type { Pipeline } from '../pipeline/define.js';
 import { ReplicationSource } from '../replication/index.js';
 import { checkServer, resolveSources } from '../replication/validate.js';
+import { AutoBackfiller } from './auto-backfill.js';
 import { WalflowMetrics } from './metrics.js';
 
 export interface Walflow {
   engine: Engine;
   metrics: WalflowMetrics;
   replication: ReplicationSource | undefined;
+  /** The pipelines loaded now. */
+  readonly pipelines: readonly Pipeline[];
+  /**
+   * A live reload: registers the new set with the engine, then routes and publishes its sources
+   * (starting replication if this is the first source pipeline). Rejects when a source is invalid.
+   */
+  apply(pipelines: readonly Pipeline[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,16 +57,27 @@ export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
     shutdownTimeoutMs: c.shutdownTimeoutMs,
   });
   let replication: ReplicationSource | undefined;
+  let current: readonly Pipeline[] = o.pipelines;
+  const backfiller = new AutoBackfiller(engine, () => replication?.loaded ?? [], o.log.child({ component: 'backfill' }));
+  const startReplication = async (sources: readonly Pipeline[]): Promise<void> => {
+    const r = new ReplicationSource({
+      url: o.url, pipelines: sources, slotName: c.slotName, publicationName: c.publicationName, logger: o.log,
+      highWatermark: c.highWatermark, lowWatermark: c.lowWatermark, writers: c.replicationWriters,
+      onPublished: (signal) => backfiller.onPublished(signal),
+    });
+    replication = r;
+    try {
+      await r.start();
+      await r.ready();
+    } catch (err) {
+      replication = undefined;
+      await r.stop().catch(() => undefined);
+      throw err;
+    }
+  };
   try {
     await engine.register();
-    if (c.replication && withSource.length > 0) {
-      replication = new ReplicationSource({
-        url: o.url, pipelines: withSource, slotName: c.slotName, publicationName: c.publicationName, logger: o.log,
-        highWatermark: c.highWatermark, lowWatermark: c.lowWatermark, writers: c.replicationWriters,
-      });
-      await replication.start();
-      await replication.ready();
-    }
+    if (c.replication && withSource.length > 0) await startReplication(withSource);
     metrics.attach(engine.pool, replication, o.pipelines);
     if (o.workers !== false && c.workers > 0) await engine.runWorkers();
   } catch (err) {
@@ -71,10 +90,34 @@ export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
   return {
     engine,
     metrics,
-    replication,
+    get replication() {
+      return replication;
+    },
+    get pipelines() {
+      return current;
+    },
+    apply: async (next) => {
+      const sources = next.filter((p) => p.source);
+      if (c.replication && sources.length > 0) {
+        // Checked before the engine registers anything: a bad source changes nothing.
+        const client = await connectClient(o.url);
+        try {
+          if (!replication) await checkServer(client);
+          await resolveSources(client, sources);
+        } finally {
+          await client.end();
+        }
+      }
+      await engine.setPipelines(next);
+      current = next;
+      if (replication) await replication.setPipelines(sources);
+      else if (c.replication && sources.length > 0) await startReplication(sources);
+      metrics.attach(engine.pool, replication, next);
+    },
     // Stop reading WAL first, so that nothing new is started while the workers drain.
     stop: async () => {
       await replication?.stop();
+      await backfiller.stopped();
       await engine.stop();
     },
   };

@@ -108,6 +108,9 @@ function define(def: PipelineDefinition): Pipeline {
     } catch (err) {
       fail(name, `source.table: ${(err as Error).message}`);
     }
+    if (src.backfill !== undefined && src.backfill !== true && src.backfill !== false && src.backfill !== 'on-version-change') {
+      fail(name, `source.backfill must be true, false or 'on-version-change' (got ${JSON.stringify(src.backfill)})`);
+    }
     if (def.input !== undefined) fail(name, 'a source pipeline cannot declare input: its runs get the source\'s shape (see "Run input" in the README)');
   }
   if (def.input !== undefined && (def.input === null || typeof (def.input as InputSchema<unknown>).parse !== 'function')) {

@@ -28,12 +28,23 @@ function registerTsx(): Promise<void> {
   return tsxReady;
 }
 
-/** The module namespace of `file` (an absolute path), its exports as an ES module would show them. */
-export async function importModule(file: string): Promise<Record<string, unknown>> {
+/**
+ * The module namespace of `file` (an absolute path), its exports as an ES module would show them.
+ * `revision` (the file's content hash) makes a live reload import an edited file afresh: ES modules
+ * are cached by URL, so the revision goes into the URL's query, and every distinct revision stays in
+ * memory until the process exits (ESM cannot unload a module); a .cts/.cjs file is dropped from the
+ * require cache instead.
+ */
+export async function importModule(file: string, revision?: string): Promise<Record<string, unknown>> {
   if (TYPESCRIPT.test(file)) await registerTsx();
-  const mod = file.endsWith('.cts')
-    ? { default: createRequire(import.meta.url)(file) as unknown }
-    : ((await import(pathToFileURL(file).href)) as Record<string, unknown>);
+  let mod: Record<string, unknown>;
+  if (/\.c[tj]s$/.test(file)) {
+    const require = createRequire(import.meta.url);
+    if (revision !== undefined) delete require.cache[require.resolve(file)];
+    mod = { default: require(file) as unknown };
+  } else {
+    mod = (await import(pathToFileURL(file).href + (revision === undefined ? '' : `?rev=${revision}`))) as Record<string, unknown>;
+  }
   // TypeScript compiled to CommonJS sets module.exports = { __esModule: true, default, ...named },
   // which import() hands back whole as `default`: its properties are the module's exports.
   const cjs = mod.default as { __esModule?: unknown } | undefined;

@@ -130,6 +130,13 @@ export interface SourceDefinition<Row = Record<string, unknown>, Events extends 
   where?: (row: Row) => boolean;
   /** Key columns. Default: the table's primary key (or its replica identity index). */
   key?: string[];
+  /**
+   * The automatic initial backfill: when the replication leader first publishes this pipeline's
+   * table, every existing row gets a run (consistent with the stream; docs/guarantees.md).
+   * true (default): once, when the pipeline (name + source table) is new. 'on-version-change':
+   * also whenever the pipeline's version changes (its rows must be recomputed). false: never.
+   */
+  backfill?: boolean | 'on-version-change';
 }
 
 /** Checks and returns a run's input; zod schemas fit (`z.object({...})`). Throw to refuse the input. */

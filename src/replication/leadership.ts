@@ -16,7 +16,13 @@ import type { ErrorItem } from './types.js';
 
 export interface LeadershipConfig extends Omit<SessionConfig, 'onDurable'> {
   leaderId: string;
-  tables: readonly SourceTable[];
+  /** The source tables of the loaded pipelines, now (a live reload changes them). */
+  tables: () => readonly SourceTable[];
+  /**
+   * Called by the leader after each publication sync (when it starts leading, and after a reload),
+   * once the routing knows every published table: starts the initial backfills.
+   */
+  onPublished?: (signal: AbortSignal) => Promise<void>;
   heartbeatMs: number;
   onStatus: (s: { durableLsn?: string; lagBytes?: number | null; paused?: boolean; lastError?: string | null }) => void;
 }
@@ -29,6 +35,9 @@ export class Leadership {
   private durable = '0/0';
   private session: StreamSession | undefined;
   private readonly reportedMissing = new Set<string>();
+  /** Publication changes one at a time: the start of leading and live reloads may overlap. */
+  private publishing: Promise<void> = Promise.resolve();
+  private signal: AbortSignal | undefined;
 
   constructor(
     private readonly cfg: LeadershipConfig,
@@ -42,8 +51,8 @@ export class Leadership {
   /** Leads until `signal` aborts; throws if setting up fails (the caller backs off and retries). */
   async run(signal: AbortSignal): Promise<void> {
     const { cfg, pool } = this;
-    const change = await syncPublication(pool, cfg.publicationName, cfg.tables);
-    if (change.created || change.added.length || change.removed.length) this.log.info(change, `replication: publication ${cfg.publicationName} updated`);
+    this.signal = signal;
+    await this.publish();
     const slot = await ensureSlot(pool, cfg.slotName);
     if (slot.created) {
       this.log.info({ slot: cfg.slotName, lsn: slot.confirmedFlushLsn }, 'replication: slot created');
@@ -81,6 +90,22 @@ export class Leadership {
     }
   }
 
+  /**
+   * Makes the publication equal to the loaded pipelines' tables. Only the leader calls it, and the
+   * routing (shared with the stream) already knows every table it adds: a change decoded for a
+   * published table that nothing routes would be dropped as filtered.
+   */
+  publish(): Promise<void> {
+    const next = this.publishing.then(async () => {
+      const { cfg, pool } = this;
+      const change = await syncPublication(pool, cfg.publicationName, cfg.tables());
+      if (change.created || change.added.length || change.removed.length) this.log.info(change, `replication: publication ${cfg.publicationName} updated`);
+      if (cfg.onPublished && this.signal && !this.signal.aborted) await cfg.onPublished(this.signal);
+    });
+    this.publishing = next.catch(() => undefined);
+    return next;
+  }
+
   private onDurable(lsn: string): void {
     this.durable = maxLsn(this.durable, lsn);
     this.cfg.onStatus({ durableLsn: this.durable, paused: this.session?.gate.paused ?? false, lastError: null });
@@ -97,11 +122,12 @@ export class Leadership {
   /** A dropped source table leaves the publication silently: surface it as an error, once. */
   private async checkTables(): Promise<void> {
     const { cfg, pool } = this;
-    const present = await loadSourceTables(pool, cfg.tables);
+    const tables = cfg.tables();
+    const present = await loadSourceTables(pool, tables);
     const published = new Set((await publishedTables(pool, cfg.publicationName)).map(qualified));
     const errors: ErrorItem[] = [];
     let republish = false;
-    for (const t of cfg.tables) {
+    for (const t of tables) {
       const name = qualified(t);
       const now = present.get(name);
       if (!now) {
@@ -115,7 +141,7 @@ export class Leadership {
         errors.push(tableError(t, `source table ${name} was re-created; it is published again, but changes made before that were not captured`, 'table_recreated'));
       }
     }
-    if (republish) await syncPublication(pool, cfg.publicationName, cfg.tables.filter((t) => present.has(qualified(t))));
+    if (republish) await syncPublication(pool, cfg.publicationName, tables.filter((t) => present.has(qualified(t))));
     for (const e of errors) this.log.error({ table: e.table, kind: e.errorKind }, e.message);
     await recordErrors(pool, cfg.slotName, errors);
   }

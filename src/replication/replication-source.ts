@@ -36,6 +36,8 @@ export interface ReplicationSourceOptions {
   standbyPollMs?: number;
   /** Identifies this process in walflow.replication_state. */
   instanceId?: string;
+  /** Called by the leader after each publication sync (see LeadershipConfig.onPublished). */
+  onPublished?: (signal: AbortSignal) => Promise<void>;
 }
 
 /** `failed`: replication stopped for good (missing privileges, an invalidated slot); see lastError. */
@@ -65,8 +67,11 @@ export class ReplicationSource {
   private fatal: string | undefined;
   /** Standing by because another process holds the lead (not because leading just failed). */
   private anotherLeads = false;
-  private routes: Route[] = [];
+  /** Shared with the stream's routing operator and mutated in place by setPipelines(). */
+  private readonly routesByTable = new Map<string, Route[]>();
   private tables: SourceTable[] = [];
+  private pipelines: readonly Pipeline[];
+  private leadership: Leadership | undefined;
 
   constructor(private readonly opts: ReplicationSourceOptions) {
     this.log = opts.logger.child({ component: 'replication', slot: opts.slotName });
@@ -77,6 +82,33 @@ export class ReplicationSource {
     this.lock = new LeaderLock(opts.url, opts.slotName, this.log);
     // Checked before anything connects: a source in schema walflow is a definition error.
     sourceTableNames(opts.pipelines);
+    this.pipelines = opts.pipelines;
+  }
+
+  /** The source pipelines routed now. */
+  get loaded(): readonly Pipeline[] {
+    return this.pipelines;
+  }
+
+  private useRoutes(routes: readonly Route[], tables: SourceTable[]): void {
+    // Synchronously, so that no change is routed by half of the old and half of the new set.
+    this.routesByTable.clear();
+    for (const r of routes) this.routesByTable.set(r.table, [...(this.routesByTable.get(r.table) ?? []), r]);
+    this.tables = tables;
+  }
+
+  /**
+   * A live reload: routes the new set of source pipelines, then (when leading) makes the publication
+   * match it, adding tables only now that their changes have a route, and starts initial backfills.
+   * Rejects (changing nothing) when a source is invalid.
+   */
+  async setPipelines(pipelines: readonly Pipeline[]): Promise<void> {
+    sourceTableNames(pipelines);
+    const resolved = await resolveSources(this.pool, pipelines);
+    for (const w of resolved.warnings) this.log.warn(w);
+    this.pipelines = pipelines;
+    this.useRoutes(resolved.routes, resolved.tables);
+    await this.leadership?.publish();
   }
 
   get status(): Observable<ReplicationStatus> {
@@ -97,8 +129,7 @@ export class ReplicationSource {
       await checkServer(client);
       const resolved = await resolveSources(client, this.opts.pipelines);
       for (const w of resolved.warnings) this.log.warn(w);
-      this.routes = resolved.routes;
-      this.tables = resolved.tables;
+      this.useRoutes(resolved.routes, resolved.tables);
     } finally {
       client.removeListener('error', onError);
       client.release();
@@ -183,11 +214,10 @@ export class ReplicationSource {
       if (!leading.signal.aborted) leading.abort(err);
     });
     const o = this.opts;
-    const routesByTable = new Map<string, Route[]>();
-    for (const r of this.routes) routesByTable.set(r.table, [...(routesByTable.get(r.table) ?? []), r]);
     const leadership = new Leadership(
       {
-        url: o.url, slotName: o.slotName, publicationName: o.publicationName, routesByTable, tables: this.tables,
+        url: o.url, slotName: o.slotName, publicationName: o.publicationName, routesByTable: this.routesByTable, tables: () => this.tables,
+        ...(o.onPublished ? { onPublished: o.onPublished } : {}),
         batch: o.batch ?? { maxItems: 2_000, maxWaitMs: 5 }, writers: Math.max(1, o.writers ?? 2),
         watermark: { high: o.highWatermark ?? 100_000, low: o.lowWatermark ?? 50_000 },
         counters: this.counters, log: this.log, leaderId: this.instanceId, heartbeatMs: o.heartbeatMs ?? 10_000,
@@ -195,9 +225,11 @@ export class ReplicationSource {
       },
       this.pool,
     );
+    this.leadership = leadership;
     try {
       await leadership.run(leading.signal);
     } finally {
+      this.leadership = undefined;
       stopSignal.removeEventListener('abort', onStop);
       if (!stopSignal.aborted) {
         // Lost the lock (or setup failed): drop the connection so the next attempt starts clean.

@@ -5,7 +5,7 @@ import { loadConfig, stderrIsTty, type ConfigInput, type WalflowConfig } from '.
 import { resolveDatabaseUrl } from '../../db/connection.js';
 import { UserError } from '../../errors.js';
 import type { Pipeline } from '../../pipeline/define.js';
-import { loadPipelines } from '../../pipeline/load.js';
+import { loadPipelineDir, loadPipelines, mergeFiles } from '../../pipeline/load.js';
 import type { EmbeddingPipeline } from '../../steps/embedding/pipeline.js';
 import type { MetricsServer } from '../metrics-server.js';
 import { emit, formatTable, withClient } from './output.js';
@@ -46,7 +46,7 @@ function wholeNumber(flag: string, min: number, max: number) {
 export function registerPipelineCommands(program: Command): void {
   program
     .command('run')
-    .description('run walflow: the replication leader (or standby) and workers; graceful on SIGTERM/SIGINT')
+    .description('run walflow: the replication leader (or standby) and workers; reloads changed pipeline files (and on SIGHUP); graceful on SIGTERM/SIGINT')
     .option('--pipelines <dir>', 'directory of pipeline definitions')
     .option('--only <names>', 'comma-separated pipeline names to load')
     .option('--workers <n>', 'worker loops in this process (0: replication only)')
@@ -62,7 +62,8 @@ export function registerPipelineCommands(program: Command): void {
       const [{ createLogger }, { WalflowMetrics }, { startWalflow }] = await Promise.all([import('../../log.js'), import('../metrics.js'), import('../runner.js')]);
       const log = createLogger({ level: config.logLevel, pretty: config.logPretty ?? stderrIsTty() });
       const only = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
-      const pipelines = only?.length ? await pickPipelines(config, [...new Set(only)]) : await loadPipelines(config.pipelinesDir);
+      const files = await loadPipelineDir(config.pipelinesDir);
+      const pipelines = only?.length ? await pickPipelines(config, [...new Set(only)]) : mergeFiles(files);
       if (pipelines.length === 0) throw new UserError(`no pipelines found in ${config.pipelinesDir}`, 3);
       const url = await resolveDatabaseUrl(config, { startEmbedded: true });
 
@@ -75,10 +76,17 @@ export function registerPipelineCommands(program: Command): void {
         stopRequested = signal;
         log.info({ signal }, 'stopping once startup is done');
       };
+      let reloader: import('../pipeline-reloader.js').PipelineReloader | undefined;
+      const onHup = () => {
+        log.info({ signal: 'SIGHUP' }, 'reloading pipelines');
+        void reloader?.reload();
+      };
       const onTerm = () => onSignal('SIGTERM');
       const onInt = () => onSignal('SIGINT');
       process.on('SIGTERM', onTerm);
       process.on('SIGINT', onInt);
+      // Installed at once: SIGHUP's default action would end the process.
+      process.on('SIGHUP', onHup);
 
       const metrics = new WalflowMetrics();
       let server: MetricsServer | undefined;
@@ -89,6 +97,9 @@ export function registerPipelineCommands(program: Command): void {
         }
         const running = await startWalflow({ url, config, pipelines, log, metrics });
         server?.attach(running);
+        const { PipelineReloader } = await import('../pipeline-reloader.js');
+        reloader = new PipelineReloader({ dir: config.pipelinesDir, ...(only?.length ? { only } : {}), walflow: running, metrics, log, initial: files });
+        reloader.start();
         await new Promise<void>((resolve) => {
           let stopping = false;
           stop = (signal: string) => {
@@ -99,7 +110,7 @@ export function registerPipelineCommands(program: Command): void {
             stopping = true;
             server?.stopping();
             log.info({ signal }, 'stopping: finishing running steps');
-            running.stop().then(resolve, (err: unknown) => {
+            (reloader?.stop() ?? Promise.resolve()).then(() => running.stop()).then(resolve, (err: unknown) => {
               log.error({ err }, 'stopping failed');
               process.exitCode = 1;
               resolve();
@@ -110,6 +121,7 @@ export function registerPipelineCommands(program: Command): void {
         log.info('stopped');
       } finally {
         await server?.close();
+        process.off('SIGHUP', onHup);
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
       }

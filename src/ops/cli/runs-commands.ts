@@ -23,7 +23,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('status')
     .description('per pipeline: runs by status, oldest queued age, throughput; replication slot, lag and leader; worker processes')
-    .option('--json', 'machine-readable output: {pipelines, replication, workers}')
+    .option('--json', 'machine-readable output: {pipelines, replication, workers, pipeline_errors}')
     .action(async (opts: { json?: boolean }) => {
       await withClient(async (c) => {
         const pipelines = (await c.query(
@@ -47,7 +47,11 @@ export function registerRunCommands(program: Command): void {
         const workers = (await c.query(
           `SELECT owner, host, pid, pipelines, in_flight, started_at, heartbeat_at, health FROM walflow.worker_health ORDER BY health, started_at, owner`,
         )).rows as { owner: string; host: string; pid: number; pipelines: string[]; in_flight: number | null; started_at: Date; heartbeat_at: Date; health: string }[];
-        emit(opts.json, { pipelines, replication, workers }, () => {
+        // Pipeline files a running `walflow run` could not (re)load: their previous version keeps running.
+        const pipeline_errors = (await c.query(
+          `SELECT file, message, owner, failed_at FROM walflow.pipeline_load_errors ORDER BY file, owner`,
+        )).rows as { file: string; message: string; owner: string; failed_at: Date }[];
+        emit(opts.json, { pipelines, replication, workers, pipeline_errors }, () => {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
             formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
@@ -60,6 +64,9 @@ export function registerRunCommands(program: Command): void {
             'workers',
             formatTable(workers.map((w) => ({ ...w, pipelines: w.pipelines.join(','), heartbeat: ago(w.heartbeat_at) })),
               ['owner', 'pid', 'health', 'in_flight', 'pipelines', 'heartbeat']),
+            ...(pipeline_errors.length > 0
+              ? ['', 'pipeline errors (the previous version keeps running)', formatTable(pipeline_errors.map((e) => ({ ...e, since: ago(e.failed_at) })), ['file', 'owner', 'since', 'message'])]
+              : []),
           ].join('\n');
         });
       });

@@ -35,6 +35,8 @@ export interface EmbeddingPipelineOptions {
   template?: string;
   /** Key columns of the source (default: its primary key, found at startup). */
   key?: string[];
+  /** The automatic initial backfill (SourceDefinition.backfill): default true, once per new pipeline. */
+  backfill?: boolean | 'on-version-change';
   /** Target table; default "<table>_embeddings" in the source's schema. */
   target?: string;
   embedder?: EmbedderSpec;
@@ -200,7 +202,7 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
   const pipeline = definePipeline({
     name: o.name,
     version: configVersion,
-    source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}) },
+    source: { table: o.table, ...(o.columns ? { columns: o.columns } : {}), ...(o.key ? { key: o.key } : {}), ...(o.backfill !== undefined ? { backfill: o.backfill } : {}) },
     targets: [`${target.schema}.${target.name}`],
     setup: async ({ db }) => {
       // A remote embedder's settings (URL, size, API key variable) are checked at startup, not by
