@@ -27,4 +27,9 @@ export default tseslint.config(
     files: ['src/config/**', 'test/**', 'bench/**', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
+  {
+    // The console's browser script (served as is from the package).
+    files: ['src/console/assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', window: 'readonly', uPlot: 'readonly' } },
+  },
 );

@@ -6,6 +6,7 @@ import { isUserError, redactSecrets } from '../../errors.js';
 import { registerDbCommands } from './db-commands.js';
 import { registerRunCommands } from './runs-commands.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
+import { registerUiCommand } from './ui-command.js';
 
 /** Exit codes of walflow's own SQL errors (sql/0001_engine.sql). */
 const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3 };
@@ -34,6 +35,7 @@ const program = new Command()
 registerDbCommands(program);
 registerPipelineCommands(program);
 registerRunCommands(program);
+registerUiCommand(program);
 
 /** `walflow runs` or `walflow db url`: the command the arguments name, for the usage hint. */
 function commandOf(argv: string[]): string {

@@ -7,6 +7,7 @@ import { UserError } from '../../errors.js';
 import type { Pipeline } from '../../pipeline/define.js';
 import { loadPipelines } from '../../pipeline/load.js';
 import type { EmbeddingPipeline } from '../../steps/embedding/pipeline.js';
+import type { ConsoleServer } from '../../console/server.js';
 import type { MetricsServer } from '../metrics-server.js';
 import { emit, formatTable, withClient } from './output.js';
 
@@ -52,12 +53,14 @@ export function registerPipelineCommands(program: Command): void {
     .option('--workers <n>', 'worker loops in this process (0: replication only)')
     .option('--no-replication', 'do not consume WAL here (worker-only node)')
     .option('--metrics-port <port>', 'serve /metrics, /healthz, /readyz on this port')
-    .action(async (opts: CommonOpts & { only?: string; workers?: string; replication: boolean; metricsPort?: string }) => {
+    .option('--ui-port <port>', 'serve the web console on this port (127.0.0.1 unless WALFLOW_UI_HOST says otherwise)')
+    .action(async (opts: CommonOpts & { only?: string; workers?: string; replication: boolean; metricsPort?: string; uiPort?: string }) => {
       const config = loadConfig({
         ...(opts.pipelines ? { pipelinesDir: opts.pipelines } : {}),
         ...(opts.workers !== undefined ? { workers: opts.workers as unknown as number } : {}),
         ...(opts.replication === false ? { replication: false } : {}),
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort as unknown as number } : {}),
+        ...(opts.uiPort !== undefined ? { uiPort: opts.uiPort as unknown as number } : {}),
       });
       const [{ createLogger }, { WalflowMetrics }, { startWalflow }] = await Promise.all([import('../../log.js'), import('../metrics.js'), import('../runner.js')]);
       const log = createLogger({ level: config.logLevel, pretty: config.logPretty ?? stderrIsTty() });
@@ -82,6 +85,7 @@ export function registerPipelineCommands(program: Command): void {
 
       const metrics = new WalflowMetrics();
       let server: MetricsServer | undefined;
+      let ui: ConsoleServer | undefined;
       try {
         if (config.metricsPort > 0) {
           const { serveMetrics } = await import('../metrics-server.js');
@@ -89,6 +93,14 @@ export function registerPipelineCommands(program: Command): void {
         }
         const running = await startWalflow({ url, config, pipelines, log, metrics });
         server?.attach(running);
+        // The console reads the database only while a page is open; it starts once migrations ran.
+        if (config.uiPort > 0) {
+          const { startConsole } = await import('../../console/start.js');
+          ui = await startConsole(url, config, config.uiPort, log).catch(async (err: unknown) => {
+            await running.stop();
+            throw err;
+          });
+        }
         await new Promise<void>((resolve) => {
           let stopping = false;
           stop = (signal: string) => {
@@ -109,6 +121,7 @@ export function registerPipelineCommands(program: Command): void {
         });
         log.info('stopped');
       } finally {
+        await ui?.close();
         await server?.close();
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
