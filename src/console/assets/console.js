@@ -58,12 +58,13 @@
         });
       };
       data.push(pick('bytes'));
-      series.push({ label: slot + ' bytes', stroke: PALETTE[i % PALETTE.length], width: 1.5, scale: 'bytes', value: function (u, v) { return fmtBytes(v); } });
+      series.push({ label: slot + ' bytes', stroke: PALETTE[i % PALETTE.length], width: 1.5, scale: 'bytes', points: { show: true, size: 5 }, value: function (u, v) { return fmtBytes(v); } });
       data.push(pick('seconds'));
       series.push({ label: slot + ' seconds', stroke: PALETTE[(i + 3) % PALETTE.length], width: 1, dash: [4, 3], scale: 's' });
     });
     draw(el, {
-      scales: { x: { time: true }, bytes: { range: function (u, min, max) { return [0, Math.max(1024, max)]; } }, s: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
+      // At least the last five minutes on the x axis, so that the first samples do not span years.
+      scales: { x: { time: true, range: function (u, min, max) { return [Math.min(min, max - 300), max + 5]; } }, bytes: { range: function (u, min, max) { return [0, Math.max(1024, max)]; } }, s: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
       axes: [{}, { scale: 'bytes', size: 60, values: function (u, vals) { return vals.map(fmtBytes); } }, { scale: 's', side: 1, size: 40, grid: { show: false } }],
       series: series,
     }, data);
