@@ -47,15 +47,17 @@
     var slots = [];
     lagSamples.forEach(function (x) { x.slots.forEach(function (s) { if (slots.indexOf(s.slot) < 0) slots.push(s.slot); }); });
     if (slots.length === 0) { el.textContent = 'No replication slot.'; return; }
-    var xs = lagSamples.map(function (x) { return x.t; });
+    // An empty point five minutes before the first sample, so that the x axis spans minutes from
+    // the first refresh (uPlot stretches a single point's axis over years).
+    var xs = [lagSamples[0].t - 300].concat(lagSamples.map(function (x) { return x.t; }));
     var data = [xs];
     var series = [{}];
     slots.forEach(function (slot, i) {
       var pick = function (field) {
-        return lagSamples.map(function (x) {
+        return [null].concat(lagSamples.map(function (x) {
           var hit = x.slots.filter(function (s) { return s.slot === slot; })[0];
           return hit && hit[field] != null ? Number(hit[field]) : null;
-        });
+        }));
       };
       data.push(pick('bytes'));
       series.push({ label: slot + ' bytes', stroke: PALETTE[i % PALETTE.length], width: 1.5, scale: 'bytes', points: { show: true, size: 5 }, value: function (u, v) { return fmtBytes(v); } });
@@ -63,8 +65,7 @@
       series.push({ label: slot + ' seconds', stroke: PALETTE[(i + 3) % PALETTE.length], width: 1, dash: [4, 3], scale: 's' });
     });
     draw(el, {
-      // At least the last five minutes on the x axis, so that the first samples do not span years.
-      scales: { x: { time: true, range: function (u, min, max) { return [Math.min(min, max - 300), max + 5]; } }, bytes: { range: function (u, min, max) { return [0, Math.max(1024, max)]; } }, s: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
+      scales: { x: { time: true }, bytes: { range: function (u, min, max) { return [0, Math.max(1024, max)]; } }, s: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
       axes: [{}, { scale: 'bytes', size: 60, values: function (u, vals) { return vals.map(fmtBytes); } }, { scale: 's', side: 1, size: 40, grid: { show: false } }],
       series: series,
     }, data);

@@ -31,9 +31,15 @@ async function until(id: string, status: string): Promise<void> {
   await waitFor(`run ${id} to be ${status}`, async () => (await statusOf(id)) === status, 60_000);
 }
 
+/** Messages the browser logged about blocked content (an inline script or style the CSP refused). */
+const cspViolations: string[] = [];
+
 async function page(): Promise<Page> {
   const p = await browser.context.newPage();
   p.setDefaultTimeout(30_000);
+  p.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(`${p.url()}: ${m.text()}`);
+  });
   return p;
 }
 
@@ -78,6 +84,9 @@ describe('walflow console', () => {
     for (const id of more) await until(id, 'completed');
     await p.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('tr[data-pipeline="console-jobs"] td[data-col="completed"]')?.textContent === '7', undefined, { timeout: 30_000 });
     await waitFor('console-items runs', async () => (await db.pool.query(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'console-items' AND status = 'completed'`)).rows[0].n === 20, 60_000);
+    // The charts drew (uPlot under the CSP), and nothing was blocked.
+    await p.waitForSelector('[data-chart="completions"] .uplot');
+    expect(cspViolations).toEqual([]);
     if (SCREENSHOTS) {
       await p.reload();
       await p.waitForSelector('.chart .uplot');
@@ -106,6 +115,12 @@ describe('walflow console', () => {
     expect(noCsrf).toBe(403);
     expect(await statusOf(id)).toBe('failed');
     if (SCREENSHOTS) await p.screenshot({ path: path.join(ROOT, 'docs/images/console-run.png'), fullPage: true });
+    // The failures page groups it by its error, with a retry for the group.
+    await p.goto(`${base}/failures`);
+    const group = p.locator('table.failures tr', { hasText: 'upstream refused job 100' });
+    expect(await group.locator('td.n').textContent()).toBe('1');
+    expect(await group.locator('button').textContent()).toBe('Retry 1');
+    expect(cspViolations).toEqual([]);
     await p.close();
   });
 
