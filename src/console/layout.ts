@@ -12,7 +12,7 @@ export interface PageContext {
   path: string;
 }
 
-const NAV: [string, string][] = [['/', 'Overview'], ['/runs', 'Runs'], ['/failures', 'Failures']];
+const NAV: [string, string][] = [['/', 'Overview'], ['/runs', 'Runs'], ['/failures', 'Failures'], ['/search', 'Search']];
 
 export function layout(ctx: PageContext, title: string, body: Html): Html {
   const active = (href: string) => (href === '/' ? ctx.path === '/' : ctx.path.startsWith(href));

@@ -18,6 +18,7 @@ import { failuresPage, loginPage, messagePage } from './pages/failures.js';
 import { overviewBody, overviewPage } from './pages/overview.js';
 import { runBody, runPage } from './pages/run.js';
 import { runsPage } from './pages/runs.js';
+import { searchPage, type ConsoleSearch } from './pages/search.js';
 import {
   cancelGroup, cancelRun, listRuns, pipelineNames, readFailureGroups, readInput, readOverview, readRun, retryGroup, retryRun,
   STATUSES, UUID, type RunFilter,
@@ -34,6 +35,8 @@ export interface ConsoleOptions extends AuthConfig {
   db: pg.Pool;
   /** Bound to a loopback address: only loopback Host headers are answered. */
   loopbackOnly?: boolean;
+  /** Nearest-chunk search over the embedding pipelines of the serving process. */
+  search?: ConsoleSearch;
 }
 
 const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
@@ -192,6 +195,24 @@ export function createConsoleApp(o: ConsoleOptions): Hono<Env> {
     const retry = c.req.param('action') === 'retry';
     const n = retry ? await retryGroup(db, pipeline, message) : await cancelGroup(db, pipeline, message);
     return c.redirect(`/failures?done=${encodeURIComponent(`${retry ? 'Retried' : 'Cancelled'} ${n} run(s) of ${pipeline}.`)}`, 303);
+  });
+
+  app.get('/search', async (c) => {
+    const names = o.search?.pipelines ?? [];
+    const q = c.req.query();
+    const k = q.k ? Number(q.k) : 10;
+    if (!Number.isInteger(k) || k < 1 || k > 100) throw new UserError(`k must be a whole number from 1 to 100 (got "${q.k}")`);
+    const form = { pipeline: q.pipeline || names[0], query: q.q, k };
+    if (!o.search || !q.q?.trim()) return send(c, searchPage(pageOf(c), names, form));
+    if (!form.pipeline || !names.includes(form.pipeline)) throw new UserError(`"${form.pipeline}" is not an embedding pipeline loaded here (${names.join(', ')})`);
+    try {
+      return send(c, searchPage(pageOf(c), names, form, await o.search.search(form.pipeline, q.q, k)));
+    } catch (err) {
+      // The provider said no, or nothing is embedded yet: say so on the page.
+      const e = err as { code?: string; message?: string };
+      const why = e.code === '42P01' ? 'no embeddings yet (the target table does not exist)' : (e.message ?? String(err));
+      return send(c, searchPage(pageOf(c), names, form, undefined, `search failed: ${why}`), 503);
+    }
   });
 
   app.notFound((c) => send(c, messagePage(pageOf(c), 'Not found', 'There is no such page.'), 404));

@@ -2,6 +2,8 @@
 import type { Logger } from 'pino';
 import type { WalflowConfig } from '../config/config.js';
 import pg from 'pg';
+import type { Pipeline } from '../pipeline/define.js';
+import type { ConsoleSearch } from './pages/search.js';
 import { serveConsole, type ConsoleServer } from './server.js';
 
 /** Pages run a handful of short reads each; a few connections serve many viewers. */
@@ -16,12 +18,23 @@ export function createConsolePool(url: string, max = POOL_SIZE): pg.Pool {
   return new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, options: '-c jit=off' });
 }
 
-export async function startConsole(url: string, config: WalflowConfig, port: number, log: Logger): Promise<ConsoleServer> {
+type Searchable = Pipeline & { search(db: pg.Pool, query: string, k: number): Promise<{ source_key: string; chunk_index: number; chunk_text: string; distance: number }[]> };
+
+/** Search over the embedding pipelines among `pipelines` (those with a `search` method), on the console's pool. */
+function searchOf(pipelines: Pipeline[], db: pg.Pool): ConsoleSearch {
+  const embedding = pipelines.filter((p): p is Searchable => typeof (p as Partial<Searchable>).search === 'function');
+  return {
+    pipelines: embedding.map((p) => p.name),
+    search: (name, query, k) => embedding.find((p) => p.name === name)!.search(db, query, k),
+  };
+}
+
+export async function startConsole(url: string, config: WalflowConfig, port: number, log: Logger, pipelines: Pipeline[] = []): Promise<ConsoleServer> {
   const db = createConsolePool(url);
   // An idle connection dropped by the server must not crash the process; the next page reconnects.
   db.on('error', (err) => log.warn({ err }, 'console: idle database connection lost'));
   try {
-    const server = await serveConsole({ db, port, host: config.uiHost, log, actionToken: config.uiToken, viewToken: config.uiViewToken });
+    const server = await serveConsole({ db, port, host: config.uiHost, log, actionToken: config.uiToken, viewToken: config.uiViewToken, search: searchOf(pipelines, db) });
     return {
       ...server,
       close: async () => {

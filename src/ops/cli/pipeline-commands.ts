@@ -96,7 +96,7 @@ export function registerPipelineCommands(program: Command): void {
         // The console reads the database only while a page is open; it starts once migrations ran.
         if (config.uiPort > 0) {
           const { startConsole } = await import('../../console/start.js');
-          ui = await startConsole(url, config, config.uiPort, log).catch(async (err: unknown) => {
+          ui = await startConsole(url, config, config.uiPort, log, pipelines).catch(async (err: unknown) => {
             await running.stop();
             throw err;
           });

@@ -32,13 +32,21 @@ export function registerUiCommand(program: Command): void {
       if (!/^(127\.|localhost$|::1$)/.test(config.uiHost) && !config.uiViewToken) {
         log.warn({ host: config.uiHost }, 'console: serving a non-loopback address without WALFLOW_UI_VIEW_TOKEN: anyone who reaches it can view runs and their inputs');
       }
+      // Embedding pipelines of the pipelines directory make the Search page work (their models load
+      // on the first query); without the directory the rest of the console works as well.
+      const { loadPipelines } = await import('../../pipeline/load.js');
+      const pipelines = await loadPipelines(config.pipelinesDir).catch((err: unknown) => {
+        log.info({ dir: config.pipelinesDir, err: (err as Error).message }, 'console: no pipelines loaded; search is off');
+        return [];
+      });
       const { startConsole } = await import('../../console/start.js');
-      const ui = await startConsole(url, config, port, log);
+      const ui = await startConsole(url, config, port, log, pipelines);
       process.stdout.write(`walflow console on ${ui.url}\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
       await ui.close();
+      for (const p of pipelines) await (p as { close?: () => Promise<void> }).close?.();
     });
 }
