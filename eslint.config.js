@@ -32,4 +32,9 @@ export default tseslint.config(
     files: ['bin/**/*.js'],
     languageOptions: { globals: { process: 'readonly', URL: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' } },
   },
+  {
+    // The console's browser script (served as is from the package).
+    files: ['src/console/assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { document: 'readonly', window: 'readonly', uPlot: 'readonly' } },
+  },
 );

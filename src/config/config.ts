@@ -44,6 +44,14 @@ export const configSchema = z.object({
   lowWatermark: intFromString(0, 100_000_000).optional(),
   /** Serve Prometheus metrics, /healthz and /readyz on this port (0: off). */
   metricsPort: intFromString(0, 65_535).default(0),
+  /** Serve the web console on this port beside the workers (0: off; `walflow ui` has its own default). */
+  uiPort: intFromString(0, 65_535).default(0),
+  /** Address the console binds: loopback unless an operator opens it up on purpose. */
+  uiHost: z.string().min(1).default('127.0.0.1'),
+  /** Token that enables the console's state-changing actions (retry, cancel); unset: actions disabled. */
+  uiToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 16`)').optional(),
+  /** Optional token required to view the console at all. */
+  uiViewToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 16`)').optional(),
 });
 
 export type WalflowConfig = Omit<z.infer<typeof configSchema>, 'lowWatermark'> & { lowWatermark: number };
@@ -70,6 +78,10 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_HIGH_WATERMARK: 'highWatermark',
   WALFLOW_LOW_WATERMARK: 'lowWatermark',
   WALFLOW_METRICS_PORT: 'metricsPort',
+  WALFLOW_UI_PORT: 'uiPort',
+  WALFLOW_UI_HOST: 'uiHost',
+  WALFLOW_UI_TOKEN: 'uiToken',
+  WALFLOW_UI_VIEW_TOKEN: 'uiViewToken',
 };
 
 /** Command-line flags of `walflow run` (and --pipelines of the other commands) that set keys. */
@@ -78,6 +90,8 @@ const flagOf: Partial<Record<keyof ConfigInput, string>> = {
   workers: '--workers',
   replication: '--no-replication',
   metricsPort: '--metrics-port',
+  uiPort: '--ui-port',
+  uiHost: '--host',
 };
 
 /** The environment variable that sets each key (the first listed, for DATABASE_URL). */
@@ -135,6 +149,9 @@ export function loadConfig(
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Raw;
   const raw: Raw = { ...fromEnv(env, problems), ...defined };
   registerUrlSecrets(typeof raw.databaseUrl === 'string' ? raw.databaseUrl : undefined);
+  // Console tokens are secrets: never in a log line or an error message.
+  if (typeof raw.uiToken === 'string') registerSecret(raw.uiToken);
+  if (typeof raw.uiViewToken === 'string') registerSecret(raw.uiViewToken);
   const parsed = configSchema.safeParse(raw);
   // Name each key with where its value came from: its flag when one was given, else its variable.
   const name = (key: string) => {
@@ -145,7 +162,7 @@ export function loadConfig(
     for (const i of parsed.error.issues) {
       const key = i.path.join('.') as keyof ConfigInput;
       // The value as given (never a connection string: it may hold a password).
-      const given = key !== 'databaseUrl' && raw[key] !== undefined ? ` (got ${JSON.stringify(raw[key])})` : '';
+      const given = key !== 'databaseUrl' && key !== 'uiToken' && key !== 'uiViewToken' && raw[key] !== undefined ? ` (got ${JSON.stringify(raw[key])})` : '';
       problems.push(`${name(key)}: ${i.message}${given}`);
     }
   }

@@ -7,6 +7,7 @@ import { registerDbCommands } from './db-commands.js';
 import { registerRunCommands } from './runs-commands.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
 import { registerDoctorCommand } from './doctor-command.js';
+import { registerUiCommand } from './ui-command.js';
 
 /** Exit codes of walflow's own SQL errors (sql/definitions/functions/*.sql). */
 const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3 };
@@ -36,6 +37,7 @@ registerDbCommands(program);
 registerPipelineCommands(program);
 registerRunCommands(program);
 registerDoctorCommand(program);
+registerUiCommand(program);
 
 /** `walflow runs` or `walflow db url`: the command the arguments name, for the usage hint. */
 function commandOf(argv: string[]): string {

@@ -7,6 +7,7 @@ import { UserError } from '../../errors.js';
 import type { Pipeline } from '../../pipeline/define.js';
 import { loadPipelineDir, loadPipelines, mergeFiles } from '../../pipeline/load.js';
 import type { EmbeddingPipeline } from '../../steps/embedding/pipeline.js';
+import type { ConsoleServer } from '../../console/server.js';
 import type { MetricsServer } from '../metrics-server.js';
 import { emit, formatTable, withClient } from './output.js';
 
@@ -52,12 +53,14 @@ export function registerPipelineCommands(program: Command): void {
     .option('--workers <n>', 'worker loops in this process (0: replication only)')
     .option('--no-replication', 'do not consume WAL here (worker-only node)')
     .option('--metrics-port <port>', 'serve /metrics, /healthz, /readyz on this port')
-    .action(async (opts: CommonOpts & { only?: string; workers?: string; replication: boolean; metricsPort?: string }) => {
+    .option('--ui-port <port>', 'serve the web console on this port (127.0.0.1 unless WALFLOW_UI_HOST says otherwise)')
+    .action(async (opts: CommonOpts & { only?: string; workers?: string; replication: boolean; metricsPort?: string; uiPort?: string }) => {
       const config = loadConfig({
         ...(opts.pipelines ? { pipelinesDir: opts.pipelines } : {}),
         ...(opts.workers !== undefined ? { workers: opts.workers as unknown as number } : {}),
         ...(opts.replication === false ? { replication: false } : {}),
         ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort as unknown as number } : {}),
+        ...(opts.uiPort !== undefined ? { uiPort: opts.uiPort as unknown as number } : {}),
       });
       const [{ createLogger }, { WalflowMetrics }, { startWalflow }] = await Promise.all([import('../../log.js'), import('../metrics.js'), import('../runner.js')]);
       const log = createLogger({ level: config.logLevel, pretty: config.logPretty ?? stderrIsTty() });
@@ -90,6 +93,7 @@ export function registerPipelineCommands(program: Command): void {
 
       const metrics = new WalflowMetrics();
       let server: MetricsServer | undefined;
+      let ui: ConsoleServer | undefined;
       try {
         if (config.metricsPort > 0) {
           const { serveMetrics } = await import('../metrics-server.js');
@@ -100,6 +104,15 @@ export function registerPipelineCommands(program: Command): void {
         const { PipelineReloader } = await import('../pipeline-reloader.js');
         reloader = new PipelineReloader({ dir: config.pipelinesDir, ...(only?.length ? { only } : {}), walflow: running, metrics, log, initial: files });
         reloader.start();
+        // The console reads the database only while a page is open; it starts once migrations ran.
+        if (config.uiPort > 0) {
+          const { startConsole } = await import('../../console/start.js');
+          ui = await startConsole(url, config, config.uiPort, log, () => running.pipelines).catch(async (err: unknown) => {
+            await reloader?.stop();
+            await running.stop();
+            throw err;
+          });
+        }
         await new Promise<void>((resolve) => {
           let stopping = false;
           stop = (signal: string) => {
@@ -120,6 +133,7 @@ export function registerPipelineCommands(program: Command): void {
         });
         log.info('stopped');
       } finally {
+        await ui?.close();
         await server?.close();
         process.off('SIGHUP', onHup);
         process.off('SIGTERM', onTerm);

@@ -21,6 +21,7 @@ describe('configuration defaults', () => {
       dataDir: '/srv/.walflow/pg', pipelinesDir: '/srv/pipelines', logLevel: 'info', workers: 2, claimBatchSize: 200,
       leaseMs: 30_000, pollIntervalMs: 1_000, retentionHours: 168, shutdownTimeoutMs: 30_000, replication: true,
       slotName: 'walflow', publicationName: 'walflow', replicationWriters: 2, highWatermark: 50_000, lowWatermark: 25_000, metricsPort: 0,
+      uiPort: 0, uiHost: '127.0.0.1',
     });
   });
 
@@ -34,11 +35,13 @@ describe('configuration defaults', () => {
       WALFLOW_WORKERS: '4', WALFLOW_CLAIM_BATCH_SIZE: '50', WALFLOW_LEASE_MS: '5000', WALFLOW_POLL_INTERVAL_MS: '250', WALFLOW_RETENTION_HOURS: '0',
       WALFLOW_SHUTDOWN_TIMEOUT_MS: '100', WALFLOW_REPLICATION: 'off', WALFLOW_SLOT_NAME: 'wf_a', WALFLOW_PUBLICATION_NAME: 'wf_b',
       WALFLOW_REPLICATION_WRITERS: '3', WALFLOW_HIGH_WATERMARK: '1000', WALFLOW_LOW_WATERMARK: '10', WALFLOW_METRICS_PORT: '9464',
+      WALFLOW_UI_PORT: '8321', WALFLOW_UI_HOST: '0.0.0.0', WALFLOW_UI_TOKEN: 'act-token-0123456789', WALFLOW_UI_VIEW_TOKEN: 'view-token-0123456789',
     };
     expect(loadConfig({}, env, '/srv')).toEqual({
       databaseUrl: 'postgres://h/db', dataDir: '/srv/data', pipelinesDir: '/p', logLevel: 'debug', logPretty: true, workers: 4, claimBatchSize: 50,
       leaseMs: 5000, pollIntervalMs: 250, retentionHours: 0, shutdownTimeoutMs: 100, replication: false, slotName: 'wf_a', publicationName: 'wf_b',
       replicationWriters: 3, highWatermark: 1000, lowWatermark: 10, metricsPort: 9464,
+      uiPort: 8321, uiHost: '0.0.0.0', uiToken: 'act-token-0123456789', uiViewToken: 'view-token-0123456789',
     });
     expect(loadConfig({ workers: 1, replication: true }, env, '/srv')).toMatchObject({ workers: 1, replication: true });
     expect(loadConfig({}, { WALFLOW_DATABASE_URL: 'postgres://b/db' }, '/srv').databaseUrl).toBe('postgres://b/db');
@@ -53,6 +56,12 @@ describe('configuration defaults', () => {
 });
 
 describe('configuration errors', () => {
+  it('a console token too short to be safe is refused by name, without echoing it', () => {
+    const msg = problem({}, { WALFLOW_UI_TOKEN: 'short-secret' });
+    expect(msg).toContain('uiToken (WALFLOW_UI_TOKEN): must be at least 16 characters');
+    expect(msg).not.toContain('short-secret');
+  });
+
   it('name every bad key with its variable and the value given, in one message', () => {
     const msg = problem({}, {
       WALFLOW_WORKERS: 'lots', WALFLOW_LOG_LEVEL: 'loud', WALFLOW_REPLICATION: 'maybe', WALFLOW_SLOT_NAME: 'Bad-Name',
