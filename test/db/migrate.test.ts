@@ -1,37 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadMigrations, migrate, SchemaTooNewError } from '../../src/db/migrate.js';
-import { databaseUrl, withAdmin } from '../harness/db.js';
+import { useEmptyDatabases, withClient } from '../harness/empty-databases.js';
 
-const created: string[] = [];
-
-async function emptyDatabase(): Promise<string> {
-  const name = `wf_mig_${randomBytes(4).toString('hex')}`;
-  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
-  created.push(name);
-  return databaseUrl(inject('walflowAdminUrl'), name);
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-afterAll(async () => {
-  await withAdmin(async (c) => {
-    for (const db of created) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-  });
-});
+const emptyDatabase = useEmptyDatabases('wf_mig');
 
 describe('migrate', () => {
   it('applies every migration once; a second run is a no-op', async () => {

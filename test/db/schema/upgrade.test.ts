@@ -2,36 +2,17 @@
 // migrated by the 0001–0007 files as they were (kept in test/fixtures/schema-0007, applied the way
 // the old migrator did) upgrades cleanly, keeps its runs, and ends up with exactly the schema a new
 // database gets; concurrent migrators stay safe; amendments and changed definitions behave.
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadDefinitions, loadMigrations, migrate } from '../../../src/db/migrate.js';
-import { databaseUrl, withAdmin } from '../../harness/db.js';
+import { useEmptyDatabases, withClient } from '../../harness/empty-databases.js';
 import { schemaFingerprint } from './fingerprint.js';
 
 const LEGACY_DIR = fileURLToPath(new URL('../../fixtures/schema-0007/', import.meta.url));
-const created: string[] = [];
-
-async function emptyDatabase(): Promise<string> {
-  const name = `wf_upg_${randomBytes(4).toString('hex')}`;
-  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
-  created.push(name);
-  return databaseUrl(inject('walflowAdminUrl'), name);
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const emptyDatabase = useEmptyDatabases('wf_upg');
 
 /** What walflow up to sql/0007 did: each file in its own transaction, recorded with its checksum. */
 async function migrateLikeLegacy(url: string): Promise<void> {
@@ -46,12 +27,6 @@ async function migrateLikeLegacy(url: string): Promise<void> {
     }
   });
 }
-
-afterAll(async () => {
-  await withAdmin(async (c) => {
-    for (const db of created) await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-  });
-});
 
 describe('schema layout upgrade', () => {
   it('a database made by the 0001–0007 files upgrades with its runs intact and equals a new one', async () => {
