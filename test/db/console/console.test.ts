@@ -177,6 +177,10 @@ describe('walflow console', () => {
              LATERAL (SELECT lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') AS h) hh`);
     const { rows: [ends] } = await db.pool.query(`SELECT min(id::text) AS oldest, max(id::text) AS newest FROM walflow.runs WHERE pipeline = 'console-bulk'`);
     const p = await page();
+    // What this test is about is which rows the pages hold, not how fast 1,000-row pages render:
+    // under a full parallel test run on two cores a page can take longer than Playwright's 30 s.
+    p.setDefaultTimeout(150_000);
+    p.setDefaultNavigationTimeout(150_000);
     await p.goto(`${base}/runs?pipeline=console-bulk&limit=1000`);
     // Follow a pager link and wait for the whole new page (a 1,000-row table arrives in pieces).
     const follow = async (link: string) => void (await Promise.all([p.waitForEvent('load'), p.click(link)]));
@@ -203,7 +207,7 @@ describe('walflow console', () => {
       `SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'console-bulk' AND id > $1 AND id < $2`, [above[above.length - 1], last[0]]);
     expect(gap.n).toBe(0);
     await p.close();
-  });
+  }, 600_000);
 });
 
 if (SCREENSHOTS) fs.mkdirSync(path.join(ROOT, 'docs/images'), { recursive: true });
