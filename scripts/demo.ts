@@ -91,11 +91,22 @@ async function main(): Promise<void> {
     await db.query('INSERT INTO documents (title, body) SELECT * FROM unnest($1::text[], $2::text[])', [part.map((d) => d.title), part.map((d) => d.body)]);
   }
 
-  const progress = createProgress('embedding', stderrIsTty(), process.stdout);
+  // Progress in chunks, the unit the model works in. Documents finish in bursts (the embed step takes
+  // many runs' chunks in one call, and a burst of runs completes together), so a rate of documents
+  // sits at 0/s between bursts; chunks are embedded steadily. The total is an estimate: chunks per
+  // finished document so far times the documents (before the first finishes: from their length).
+  const progress = createProgress('embedding chunks', stderrIsTty(), process.stdout);
+  const totalChars = docs.reduce((n, d) => n + d.body.length, 0);
   while (true) {
-    const { rows } = await db.query<{ done: number; failed: number }>(`SELECT count(*) FILTER (WHERE status = 'completed')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed FROM walflow.runs`);
-    progress.update(rows[0]!.done + rows[0]!.failed, docs.length);
-    if (rows[0]!.done + rows[0]!.failed >= docs.length) break;
+    const { rows } = await db.query<{ done: number; failed: number; stored: number }>(
+      `SELECT count(*) FILTER (WHERE status = 'completed')::int AS done, count(*) FILTER (WHERE status = 'failed')::int AS failed,
+              (SELECT count(*)::int FROM documents_embeddings) AS stored FROM walflow.runs`);
+    const { done, failed, stored } = rows[0]!;
+    const embedded = pipeline.stats().items;
+    const finished = done + failed >= docs.length;
+    const estimate = done > 0 ? Math.round((stored / done) * docs.length) : Math.ceil(totalChars / 400);
+    progress.update(embedded, finished ? embedded : Math.max(estimate, embedded + 1));
+    if (finished) break;
     await new Promise((r) => setTimeout(r, 250));
   }
   progress.stop();
