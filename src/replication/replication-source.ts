@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 import { BehaviorSubject, filter, firstValueFrom, timeout, type Observable } from 'rxjs';
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
-import { backoffMs, sleep } from './backoff.js';
+import { RECONNECT_BACKOFF } from '../config/defaults.js';
+import { backoffMs } from '../util/backoff.js';
+import { sleep } from '../util/sleep.js';
 import { LeaderLock } from './leader.js';
 import { Leadership } from './leadership.js';
 import type { SourceTable } from './source-tables.js';
@@ -200,7 +202,7 @@ export class ReplicationSource {
         this.log.warn({ err, attempt }, 'replication: lost or could not take the lead; retrying');
         this.update({ lastError: (err as Error).message });
         await this.lock.release();
-        await sleep(backoffMs(attempt++), signal);
+        await sleep(backoffMs(attempt++, RECONNECT_BACKOFF), signal);
       }
     }
   }

@@ -1,9 +1,8 @@
 // The pgoutput slot: created when missing (it then starts at the current WAL position), checked to
 // be logical, pgoutput and of this database when it exists.
-import type pg from 'pg';
+import type { Queryable as Db } from '../db/queryable.js';
 import { UserError } from '../errors.js';
 
-type Db = Pick<pg.ClientBase, 'query'>;
 
 export interface SlotInfo {
   created: boolean;
