@@ -9,7 +9,10 @@ import type { GroupWriter } from './group-writer.js';
 import { isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, retryDelayMs, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
-import { completeRuns, releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
+import { completeRuns, writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
+import type { ClaimedRun } from './sql/claim.js';
+import type { FailureItem } from './sql/fail.js';
+import { releaseRuns } from './sql/lease.js';
 import { endRunSpan, endStepSpan, startRunSpan, startStepSpan, withContext } from './tracing.js';
 import type { Span } from '@opentelemetry/api';
 
