@@ -27,8 +27,8 @@ WITH candidates AS (
     -- "<=" means "=" here (r is itself unfinished, so the minimum is at most r.seq), but for "="
     -- on a unique column the planner expects almost no row to pass: with analyzed statistics it
     -- then sorts the whole queue, or reads the index but costs the claim above jit_above_cost and
-    -- JIT-compiles it on every call (an order of magnitude slower: docs/benchmarks.md, "Claim
-    -- plan"). For "<=" it expects a third to pass.
+    -- JIT-compiles it on every call (an order of magnitude slower: docs/benchmarks.md, "the
+    -- claim's plan"). For "<=" it expects a third to pass.
     AND (r.key IS NULL OR r.seq <= (
       SELECT min(o.seq) FROM walflow.runs o
       WHERE o.key = r.key AND o.pipeline = r.pipeline AND o.status IN ('queued', 'waiting', 'running')))
