@@ -13,6 +13,7 @@ import { claimRuns } from './sql/claim.js';
 import type { FailureItem } from './sql/fail.js';
 import { releaseRuns, renewLeases } from './sql/lease.js';
 import type { StepSlots } from './step-slots.js';
+import { sleep } from '../util/sleep.js';
 import { Wakeup } from './wakeup.js';
 
 /** What every worker loop of a process shares: connections, identity, group commits, batchers, slots. */
@@ -173,7 +174,7 @@ export class WorkerLoop {
       await releaseRuns(this.o.pool, remaining, this.o.owner).catch((err: unknown) => this.o.log.error({ err }, 'could not release runs; they resume after their leases expire'));
       this.o.log.info({ released: remaining.length }, 'released unfinished runs');
     }
-    await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.race([all, sleep(1000)]);
     clearInterval(this.renewTimer);
     this.wakeup.close();
   }
