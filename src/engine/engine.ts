@@ -63,6 +63,7 @@ export class Engine {
 
   constructor(private readonly o: EngineOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'engine' });
+    if (o.capacity !== undefined) this.log.warn('Engine option `capacity` is deprecated: use `maxInFlight` (same meaning: runs in flight per worker loop)');
     this.leaseMs = o.leaseMs ?? DEFAULTS.leaseMs;
     this.pool = new pg.Pool({ connectionString: o.url, max: o.poolSize ?? DEFAULTS.enginePoolSize, idleTimeoutMillis: 30_000 });
     this.pool.on('error', (err) => this.log.warn({ err }, 'idle database connection failed'));
