@@ -45,7 +45,7 @@ try {
   let done = 0;
   let finish!: () => void;
   const all = new Promise<void>((r) => (finish = r));
-  const engine = new Engine({ url: db.url, pipelines: [pipeline], capacity: 256, pollIntervalMs: 100, onRunEnd: () => ++done === docs.length && finish() });
+  const engine = new Engine({ url: db.url, pipelines: [pipeline], maxInFlight: 256, pollIntervalMs: 100, onRunEnd: () => ++done === docs.length && finish() });
   await engine.register();
   // Load the model before the clock starts, as a long-running worker would have.
   await pipeline.search(pool, 'warm up', 1);

@@ -3,7 +3,8 @@
 // connections, with no Node process in the way. bench:engine reports it next to walflow's own
 // figure: the distance between them is what the client side costs; the ceiling itself is what
 // the durable bookkeeping costs on this machine.
-import { CHECKPOINT_FAST_SQL, CLAIM_SQL } from '../src/engine/store.js';
+import { CHECKPOINT_FAST_SQL } from '../src/engine/sql/checkpoint.js';
+import { CLAIM_SQL } from '../src/engine/sql/claim.js';
 import { connectClients } from './harness.js';
 
 /** Replaces $1..$n by SQL expressions; throws if one is missing (the statement changed shape). */

@@ -38,7 +38,7 @@ async function drain(url: string, n: number): Promise<{ ms: number; rssMb: numbe
   let finish!: () => void;
   const all = new Promise<void>((r) => (finish = r));
   const engine = new Engine({
-    url, pipelines: [pipeline], workers: WORKERS, capacity: CAPACITY, poolSize: 8, retentionMs: 0,
+    url, pipelines: [pipeline], workers: WORKERS, maxInFlight: CAPACITY, poolSize: 8, retentionMs: 0,
     onRunEnd: () => {
       if (++done.count === n) finish();
     },

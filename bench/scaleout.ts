@@ -1,6 +1,6 @@
 // npm run bench:scaleout — several `walflow run --no-replication` processes (the worker-only hosts of
 // docs/deploying.md) on one PostgreSQL, each with a bounded number of runs in flight (1 worker loop,
-// WALFLOW_CLAIM_BATCH_SIZE runs), on a step that waits 20 ms as on I/O. Throughput should grow with
+// WALFLOW_MAX_IN_FLIGHT runs), on a step that waits 20 ms as on I/O. Throughput should grow with
 // the processes until the database (here: the machine's cores, shared with it) is the limit. The
 // same run measures the baseline (1 process) and the ceiling (4 processes on a step that waits 0 ms).
 // Prints a table, then one JSON line. Settings: SCALEOUT_RUNS (default 6000), SCALEOUT_INFLIGHT
@@ -19,7 +19,7 @@ async function startProcess(url: string): Promise<ChildProcess> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WALFLOW_') && k !== 'DATABASE_URL'));
   const child = spawn(process.execPath, ['bin/walflow.js', 'run', '--no-replication', '--workers', '1'], {
     cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...env, DATABASE_URL: url, WALFLOW_PIPELINES_DIR: 'bench/pipelines', WALFLOW_CLAIM_BATCH_SIZE: String(INFLIGHT), WALFLOW_LOG_PRETTY: 'false', WALFLOW_LOG_LEVEL: 'info' },
+    env: { ...env, DATABASE_URL: url, WALFLOW_PIPELINES_DIR: 'bench/pipelines', WALFLOW_MAX_IN_FLIGHT: String(INFLIGHT), WALFLOW_LOG_PRETTY: 'false', WALFLOW_LOG_LEVEL: 'info' },
   });
   let err = '';
   await new Promise<void>((resolve, reject) => {

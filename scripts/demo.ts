@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     backfill: false, // the table starts empty: every document arrives through the WAL, one run each
   });
   say('▶ starting walflow (replication leader + workers); loading the local embedding model…');
-  const wf = await startWalflow({ url, config: { ...config, workers: 1, claimBatchSize: 256, pollIntervalMs: 200, slotName: 'walflow_demo', publicationName: 'walflow_demo' }, pipelines: [pipeline], log });
+  const wf = await startWalflow({ url, config: { ...config, workers: 1, maxInFlight: 256, pollIntervalMs: 200, slotName: 'walflow_demo', publicationName: 'walflow_demo' }, pipelines: [pipeline], log });
 
   const docs = findDocuments(limit);
   say(`▶ inserting ${docs.length} documents (READMEs found under node_modules, first ${MAX_DOC_CHARS} characters each)`);

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { registerSecret, UserError } from '../errors.js';
+import { DEFAULTS, defaultLowWatermark } from './defaults.js';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -22,25 +23,25 @@ export const configSchema = z.object({
   /** Human-readable logs; defaults to on when stderr is a terminal. */
   logPretty: z.boolean().optional(),
   /** Worker loops per process. */
-  workers: intFromString(0, 256).default(2),
-  /** Runs claimed per claim round trip. */
-  claimBatchSize: intFromString(1, 10_000).default(200),
+  workers: intFromString(0, 256).default(DEFAULTS.workers),
+  /** Runs executing at once per worker loop (a claim takes at most the free part). Formerly claimBatchSize. */
+  maxInFlight: intFromString(1, 10_000).default(DEFAULTS.maxInFlight),
   /** Lease length; renewed while a step runs. */
-  leaseMs: intFromString(1_000, 3_600_000).default(30_000),
+  leaseMs: intFromString(1_000, 3_600_000).default(DEFAULTS.leaseMs),
   /** Polling backstop for runs started by other processes. */
-  pollIntervalMs: intFromString(10, 600_000).default(1_000),
-  /** Completed and superseded runs older than this are pruned. */
-  retentionHours: intFromString(0, 100_000).default(168),
+  pollIntervalMs: intFromString(10, 600_000).default(DEFAULTS.pollIntervalMs),
+  /** Completed, superseded and cancelled runs older than this are pruned. */
+  retentionHours: intFromString(0, 100_000).default(DEFAULTS.retentionHours),
   /** How long graceful shutdown waits for running steps. */
-  shutdownTimeoutMs: intFromString(0, 3_600_000).default(30_000),
+  shutdownTimeoutMs: intFromString(0, 3_600_000).default(DEFAULTS.shutdownTimeoutMs),
   /** Consume WAL in this process (one leader at a time; others stand by). */
   replication: z.boolean().default(true),
   slotName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1 to 63 lower-case letters, digits and _ (a replication slot name)').default('walflow'),
   publicationName: z.string().regex(/^[a-z0-9_]{1,63}$/, 'must be 1 to 63 lower-case letters, digits and _').default('walflow'),
   /** Connections that write run starts from WAL in parallel (a row's changes always share one). */
-  replicationWriters: intFromString(1, 16).default(2),
+  replicationWriters: intFromString(1, 16).default(DEFAULTS.replicationWriters),
   /** Queued runs above which WAL reading pauses, and below which it resumes (default: half the high watermark). */
-  highWatermark: intFromString(100, 100_000_000).default(50_000),
+  highWatermark: intFromString(100, 100_000_000).default(DEFAULTS.highWatermark),
   lowWatermark: intFromString(0, 100_000_000).optional(),
   /** Serve Prometheus metrics, /healthz and /readyz on this port (0: off). */
   metricsPort: intFromString(0, 65_535).default(0),
@@ -55,7 +56,13 @@ export const configSchema = z.object({
 });
 
 export type WalflowConfig = Omit<z.infer<typeof configSchema>, 'lowWatermark'> & { lowWatermark: number };
-export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema> & {
+  /** @deprecated renamed maxInFlight (what it always meant: runs in flight per worker loop); still accepted, with a warning. */
+  claimBatchSize?: number | string;
+};
+
+/** Renamed keys: old name → new name. Configuration names are a public contract, so old ones keep working. */
+const renamedKeys: Partial<Record<string, keyof ConfigInput>> = { claimBatchSize: 'maxInFlight' };
 
 /** Maps environment variables to config keys. */
 const envKeys: Record<string, keyof ConfigInput> = {
@@ -66,7 +73,8 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_LOG_LEVEL: 'logLevel',
   WALFLOW_LOG_PRETTY: 'logPretty',
   WALFLOW_WORKERS: 'workers',
-  WALFLOW_CLAIM_BATCH_SIZE: 'claimBatchSize',
+  WALFLOW_MAX_IN_FLIGHT: 'maxInFlight',
+  WALFLOW_CLAIM_BATCH_SIZE: 'maxInFlight', // deprecated alias, listed after the new name so that it loses
   WALFLOW_LEASE_MS: 'leaseMs',
   WALFLOW_POLL_INTERVAL_MS: 'pollIntervalMs',
   WALFLOW_RETENTION_HOURS: 'retentionHours',
@@ -83,6 +91,18 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_UI_TOKEN: 'uiToken',
   WALFLOW_UI_VIEW_TOKEN: 'uiViewToken',
 };
+
+/** Deprecated environment variables: old → new. */
+const renamedEnv: Record<string, string> = { WALFLOW_CLAIM_BATCH_SIZE: 'WALFLOW_MAX_IN_FLIGHT' };
+
+const warned = new Set<string>();
+
+/** Tells once per process that an old name is in use (a Node DeprecationWarning, on stderr). */
+function warnDeprecated(oldName: string, newName: string): void {
+  if (warned.has(oldName)) return;
+  warned.add(oldName);
+  process.emitWarning(`${oldName} is deprecated: use ${newName} (same meaning: runs in flight per worker loop)`, 'DeprecationWarning');
+}
 
 /** Command-line flags of `walflow run` (and --pipelines of the other commands) that set keys. */
 const flagOf: Partial<Record<keyof ConfigInput, string>> = {
@@ -107,12 +127,15 @@ function parseBool(value: string): boolean | undefined {
 
 type Raw = Partial<Record<keyof ConfigInput, unknown>>;
 
-function fromEnv(env: NodeJS.ProcessEnv, problems: string[]): Raw {
+/** The values set by the environment, and which variable set each key (for messages). */
+function fromEnv(env: NodeJS.ProcessEnv, problems: string[], setBy: Map<string, string>): Raw {
   const out: Raw = {};
   for (const [name, key] of Object.entries(envKeys)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    if (out[key] !== undefined) continue; // DATABASE_URL wins over WALFLOW_DATABASE_URL
+    if (out[key] !== undefined) continue; // DATABASE_URL wins over WALFLOW_DATABASE_URL, a new name over its old one
+    if (renamedEnv[name]) warnDeprecated(name, renamedEnv[name]);
+    setBy.set(key, name);
     if (key === 'logPretty' || key === 'replication') {
       const b = parseBool(value);
       if (b === undefined) problems.push(`${key} (${name}): must be true or false (got ${JSON.stringify(value)})`);
@@ -147,7 +170,14 @@ export function loadConfig(
 ): WalflowConfig {
   const problems: string[] = [];
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Raw;
-  const raw: Raw = { ...fromEnv(env, problems), ...defined };
+  for (const [oldKey, newKey] of Object.entries(renamedKeys)) {
+    if (!newKey || !(oldKey in defined)) continue;
+    warnDeprecated(oldKey, newKey);
+    if (!(newKey in defined)) defined[newKey] = defined[oldKey as keyof ConfigInput];
+    delete defined[oldKey as keyof ConfigInput];
+  }
+  const setBy = new Map<string, string>();
+  const raw: Raw = { ...fromEnv(env, problems, setBy), ...defined };
   registerUrlSecrets(typeof raw.databaseUrl === 'string' ? raw.databaseUrl : undefined);
   // Console tokens are secrets: never in a log line or an error message.
   if (typeof raw.uiToken === 'string') registerSecret(raw.uiToken);
@@ -155,7 +185,7 @@ export function loadConfig(
   const parsed = configSchema.safeParse(raw);
   // Name each key with where its value came from: its flag when one was given, else its variable.
   const name = (key: string) => {
-    const from = key in defined ? (flagOf[key as keyof ConfigInput] ?? envVarOf(key as keyof ConfigInput)) : envVarOf(key as keyof ConfigInput);
+    const from = key in defined ? (flagOf[key as keyof ConfigInput] ?? envVarOf(key as keyof ConfigInput)) : (setBy.get(key) ?? envVarOf(key as keyof ConfigInput));
     return `${key}${from ? ` (${from})` : ''}`;
   };
   if (!parsed.success) {
@@ -176,7 +206,7 @@ export function loadConfig(
   const config = parsed.data;
   return {
     ...config,
-    lowWatermark: config.lowWatermark ?? Math.floor(config.highWatermark / 2),
+    lowWatermark: config.lowWatermark ?? defaultLowWatermark(config.highWatermark),
     dataDir: path.resolve(cwd, config.dataDir),
     pipelinesDir: path.resolve(cwd, config.pipelinesDir),
   };

@@ -1,6 +1,9 @@
 // Collects the inputs of many runs for a batched step and calls it once per batch: when maxItems
-// are waiting, or maxWaitMs after the first item arrived, whichever comes first.
-import type { BatchItem, BatchStep } from '../pipeline/types.js';
+// are waiting, or maxWaitMs after the first item arrived, whichever comes first. One batcher per
+// batched step, shared by every worker loop of the process (StepBatchers).
+import type { BatchItem, BatchStep, StepDefinition } from '../pipeline/types.js';
+import { StepTimeoutError } from './retry.js';
+import type { StepSlots } from './step-slots.js';
 
 interface Waiting {
   item: BatchItem<unknown>;
@@ -58,5 +61,40 @@ export class StepBatcher {
     } catch (err) {
       for (const w of live) w.reject(err);
     }
+  }
+}
+
+/** The batchers of a process, made on first use; each call of a batched step holds one of its slots. */
+export class StepBatchers {
+  private readonly batchers = new Map<string, StepBatcher>();
+
+  constructor(private readonly slots: StepSlots) {}
+
+  /** The batcher of a batched step; undefined for a step that is not batched. */
+  for(pipeline: string, step: StepDefinition): StepBatcher | undefined {
+    if (!step.batch) return undefined;
+    const k = `${pipeline}\u0000${step.name}`;
+    let b = this.batchers.get(k);
+    if (!b) {
+      const batchStep = step as BatchStep;
+      b = new StepBatcher(batchStep, async (items: BatchItem<unknown>[]) => {
+        const signal = batchStep.timeoutMs ? AbortSignal.timeout(batchStep.timeoutMs) : new AbortController().signal;
+        const release = await this.slots.acquire(pipeline, step, signal);
+        try {
+          const call = batchStep.run(items, signal);
+          if (!batchStep.timeoutMs) return await call;
+          return await Promise.race([call, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new StepTimeoutError(`batched step "${step.name}" timed out after ${batchStep.timeoutMs} ms`)), { once: true }))]);
+        } finally {
+          release();
+        }
+      });
+      this.batchers.set(k, b);
+    }
+    return b;
+  }
+
+  /** Sends every waiting batch now (shutdown). */
+  flushAll(): void {
+    for (const b of this.batchers.values()) b.flush();
   }
 }

@@ -1,32 +1,36 @@
 // The durable engine of one process: registers its pipelines, starts runs, and runs workers with
 // their wake-ups (in-process, LISTEN/NOTIFY hint, polling backstop), lease reaping and pruning.
-import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { DEFAULTS } from '../config/defaults.js';
+import type { Queryable } from '../db/queryable.js';
 import { UserError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import type { Pipeline } from '../pipeline/define.js';
-import type { BatchItem, BatchStep, Json, PipelineHookContext, StepDefinition } from '../pipeline/types.js';
-import { StepBatcher } from './batcher.js';
+import type { Json, PipelineHookContext } from '../pipeline/types.js';
+import { newProcessId } from '../util/process-id.js';
+import { repeatWithoutOverlap, type Repeating } from '../util/repeat.js';
+import { StepBatchers } from './batcher.js';
 import { GroupWriter } from './group-writer.js';
 import { NotifyListener } from './notify-listener.js';
-import { StepTimeoutError } from './retry.js';
 import type { RunEnd } from './run-executor.js';
-import { StepSlots, syncSlots } from './step-slots.js';
-import {
-  pruneDeadWorkers, pruneFinished, reapExpiredLeases, registerPipelines, startRuns, writeCheckpoints, writeFailures,
-  type CheckpointItem, type FailureItem, type StartItem, type StartResult,
-} from './store.js';
-import { Worker } from './worker.js';
+import { writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
+import { writeFailures, type FailureItem } from './sql/fail.js';
+import { reapExpiredLeases } from './sql/lease.js';
+import { pruneDeadWorkers, pruneFinished, recordHeartbeat, removeWorker } from './sql/maintenance.js';
+import { registerPipelines, startRuns, syncSlots, type StartRequest, type StartResult } from './sql/start.js';
+import { StepSlots } from './step-slots.js';
+import { WorkerLoop } from './worker-loop.js';
 
 export interface EngineOptions {
   url: string;
   pipelines: Pipeline[];
   log?: Logger;
-  /** Worker loops in this process. */
+  /** Worker loops in this process (default 1: see DEFAULTS.engineWorkers). */
   workers?: number;
-  /** Runs in flight per worker loop (also the most claimed per round trip). */
+  /** Runs executing at once per worker loop; a claim takes at most the free part (default DEFAULTS.maxInFlight). */
+  maxInFlight?: number;
+  /** @deprecated the old name of maxInFlight. */
   capacity?: number;
   leaseMs?: number;
   pollIntervalMs?: number;
@@ -46,27 +50,29 @@ export interface StartOptions {
 }
 
 export class Engine {
-  readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly owner = newProcessId();
   readonly pool: pg.Pool;
   private readonly log: Logger;
   private readonly pipelines = new Map<string, Pipeline>();
-  private readonly workers: Worker[] = [];
-  private readonly batchers = new Map<string, StepBatcher>();
+  private readonly workers: WorkerLoop[] = [];
   private readonly slots: StepSlots;
+  private readonly batchers: StepBatchers;
   private listener: NotifyListener | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private chores: Repeating[] = [];
   private readonly leaseMs: number;
 
   constructor(private readonly o: EngineOptions) {
     this.log = (o.log ?? silentLogger).child({ component: 'engine' });
-    this.leaseMs = o.leaseMs ?? 30_000;
-    this.pool = new pg.Pool({ connectionString: o.url, max: o.poolSize ?? 10, idleTimeoutMillis: 30_000 });
+    if (o.capacity !== undefined) this.log.warn('Engine option `capacity` is deprecated: use `maxInFlight` (same meaning: runs in flight per worker loop)');
+    this.leaseMs = o.leaseMs ?? DEFAULTS.leaseMs;
+    this.pool = new pg.Pool({ connectionString: o.url, max: o.poolSize ?? DEFAULTS.enginePoolSize, idleTimeoutMillis: 30_000 });
     this.pool.on('error', (err) => this.log.warn({ err }, 'idle database connection failed'));
     for (const p of o.pipelines) {
       if (this.pipelines.has(p.name)) throw new UserError(`two pipelines are named "${p.name}"`);
       this.pipelines.set(p.name, p);
     }
     this.slots = new StepSlots(this.pool, this.owner, this.leaseMs);
+    this.batchers = new StepBatchers(this.slots);
   }
 
   /** Records the loaded pipelines (walflow.start() accepts only registered names) and their limits. */
@@ -111,20 +117,15 @@ export class Engine {
     for (const p of removed) await p.close?.().catch((err: unknown) => this.log.warn({ err, pipeline: p.name }, 'pipeline close failed'));
   }
 
-  private readonly maintenance = new Map<string, NodeJS.Timeout>();
+  private readonly maintenance = new Map<string, Repeating>();
 
   /** (Re)schedules a pipeline's maintenance hook; undefined stops it. */
   private scheduleMaintenance(name: string, p: Pipeline | undefined): void {
-    clearInterval(this.maintenance.get(name));
+    this.maintenance.get(name)?.stop();
     this.maintenance.delete(name);
     const m = p?.maintenance;
     if (!m) return;
-    let busy = false;
-    this.maintenance.set(name, setInterval(() => {
-      if (busy) return;
-      busy = true;
-      m.run(this.hookContext(name)).catch((err: unknown) => this.log.warn({ err, pipeline: name }, 'maintenance failed; will retry')).finally(() => (busy = false));
-    }, m.everyMs));
+    this.maintenance.set(name, repeatWithoutOverlap(m.everyMs, () => m.run(this.hookContext(name)), (err) => this.log.warn({ err, pipeline: name }, 'maintenance failed; will retry')));
   }
 
   private readonly hooksAbort = new AbortController();
@@ -146,9 +147,9 @@ export class Engine {
   }
 
   /** Starts runs in one statement. Pass `db` to start them inside your own transaction. */
-  async startMany(pipeline: string, items: (StartOptions & { input: unknown })[], db: Pick<pg.ClientBase, 'query'> | pg.Pool = this.pool): Promise<StartResult[]> {
+  async startMany(pipeline: string, items: (StartOptions & { input: unknown })[], db: Queryable = this.pool): Promise<StartResult[]> {
     const p = this.pipeline(pipeline);
-    const rows: StartItem[] = items.map((it) => ({
+    const rows: StartRequest[] = items.map((it) => ({
       input: it.input,
       key: it.key !== undefined ? it.key : (p.key?.(it.input) ?? null),
       dedupe_id: it.dedupeId ?? null,
@@ -167,20 +168,17 @@ export class Engine {
     const failures = new GroupWriter<FailureItem>({
       write: (items) => writeFailures(this.pool, items, this.owner), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
     });
-    const n = this.o.workers ?? 1;
+    const { onRunEnd, onStepDone } = this.o;
+    const shared = {
+      pool: this.pool, pipelines: this.pipelines, owner: this.owner, leaseMs: this.leaseMs, log: this.log,
+      pollIntervalMs: this.o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
+      checkpoints, failures, batchers: this.batchers, slots: this.slots,
+      ...(onRunEnd ? { onRunEnd } : {}), ...(onStepDone ? { onStepDone } : {}),
+    };
+    const maxInFlight = this.o.maxInFlight ?? this.o.capacity ?? DEFAULTS.maxInFlight;
+    const n = this.o.workers ?? DEFAULTS.engineWorkers;
     for (let i = 0; i < n; i++) {
-      const worker: Worker = new Worker({
-        pool: this.pool, pipelines: this.pipelines, owner: this.owner, capacity: this.o.capacity ?? 500,
-        leaseMs: this.leaseMs, pollIntervalMs: this.o.pollIntervalMs ?? 1000, log: this.log,
-        ...(this.o.onRunEnd ? { onRunEnd: this.o.onRunEnd } : {}),
-        deps: {
-          checkpoints, failures,
-          batcherFor: (pipeline, step) => this.batcherFor(pipeline, step),
-          acquireSlot: (pipeline, step, control) => this.slots.acquire(pipeline, step, control),
-          onRetryScheduled: (at) => worker.wakeAt(at),
-          ...(this.o.onStepDone ? { onStepDone: this.o.onStepDone } : {}),
-        },
-      });
+      const worker = new WorkerLoop({ ...shared, maxInFlight });
       this.workers.push(worker);
       worker.start();
     }
@@ -200,67 +198,34 @@ export class Engine {
     await this.heartbeat();
     this.every(10_000, () => this.heartbeat());
     for (const p of this.pipelines.values()) this.scheduleMaintenance(p.name, p);
-    const retention = this.o.retentionMs ?? 7 * 24 * 3600_000;
+    const retention = this.o.retentionMs ?? DEFAULTS.retentionHours * 3600_000;
     if (retention > 0) this.every(60_000, async () => { while ((await pruneFinished(this.pool, retention)) > 0) { /* next batch */ } });
   }
 
   /** Tells operators (walflow.worker_health) that this process is alive and what it holds. */
   private async heartbeat(): Promise<void> {
     const inFlight = this.workers.reduce((n, w) => n + w.inFlight, 0);
-    const [host, pid] = this.owner.split(':');
-    await this.pool.query(
-      `INSERT INTO walflow.workers (owner, host, pid, pipelines, in_flight) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (owner) DO UPDATE SET in_flight = EXCLUDED.in_flight, heartbeat_at = now()`,
-      [this.owner, host, Number(pid), [...this.pipelines.keys()], inFlight],
-    );
+    await recordHeartbeat(this.pool, this.owner, [...this.pipelines.keys()], inFlight);
     // Maintenance: processes silent for an hour (SIGKILLed, their host gone) leave walflow status.
     await pruneDeadWorkers(this.pool);
   }
 
   private every(ms: number, chore: () => Promise<void>): void {
-    let busy = false;
-    const t = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      chore().catch((err: unknown) => this.log.warn({ err }, 'background chore failed; will retry')).finally(() => (busy = false));
-    }, ms);
-    this.timers.push(t);
-  }
-
-  private batcherFor(pipeline: string, step: StepDefinition): StepBatcher | undefined {
-    if (!step.batch) return undefined;
-    const k = `${pipeline}\u0000${step.name}`;
-    let b = this.batchers.get(k);
-    if (!b) {
-      const batchStep = step as BatchStep;
-      b = new StepBatcher(batchStep, async (items: BatchItem<unknown>[]) => {
-        const signal = batchStep.timeoutMs ? AbortSignal.timeout(batchStep.timeoutMs) : new AbortController().signal;
-        const release = await this.slots.acquire(pipeline, step, signal);
-        try {
-          const call = batchStep.run(items, signal);
-          if (!batchStep.timeoutMs) return await call;
-          return await Promise.race([call, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new StepTimeoutError(`batched step "${step.name}" timed out after ${batchStep.timeoutMs} ms`)), { once: true }))]);
-        } finally {
-          release();
-        }
-      });
-      this.batchers.set(k, b);
-    }
-    return b;
+    this.chores.push(repeatWithoutOverlap(ms, chore, (err) => this.log.warn({ err }, 'background chore failed; will retry')));
   }
 
   /** Graceful stop: no new claims, running steps get until the deadline, the rest is released. */
   async stop(): Promise<void> {
     this.hooksAbort.abort();
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
-    for (const t of this.maintenance.values()) clearInterval(t);
+    for (const c of this.chores) c.stop();
+    this.chores = [];
+    for (const m of this.maintenance.values()) m.stop();
     this.maintenance.clear();
-    for (const b of this.batchers.values()) b.flush();
-    await Promise.all(this.workers.map((w) => w.stop(this.o.shutdownTimeoutMs ?? 30_000)));
+    this.batchers.flushAll();
+    await Promise.all(this.workers.map((w) => w.stop(this.o.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs)));
     this.workers.length = 0;
     await this.listener?.stop();
-    await this.pool.query('DELETE FROM walflow.workers WHERE owner = $1', [this.owner]).catch(() => undefined);
+    await removeWorker(this.pool, this.owner).catch(() => undefined);
     await this.pool.end();
     for (const p of this.pipelines.values()) await p.close?.().catch((err: unknown) => this.log.warn({ err, pipeline: p.name }, 'pipeline close failed'));
   }

@@ -4,10 +4,9 @@
 // live WAL stream replays are rare (they follow a crash), so this path inserts plainly and lets the
 // dedupe index refuse a replay: the caller then rolls back and writes the batch through
 // start_batch, which skips the changes that already have their run.
-import type pg from 'pg';
+import type { Queryable } from '../db/queryable.js';
 import { uuidv7 } from './uuid7.js';
 
-type Queryable = Pick<pg.ClientBase, 'query'>;
 
 export interface FastStartItem {
   key: string | null;

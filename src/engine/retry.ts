@@ -1,6 +1,7 @@
 // Retry decisions: exponential backoff with full jitter, and which errors are worth retrying.
 import { redactSecrets, UserError } from '../errors.js';
 import type { RetryPolicy } from '../pipeline/types.js';
+import { backoffMs } from '../util/backoff.js';
 
 export const DEFAULT_RETRY: Required<Omit<RetryPolicy, 'retryable'>> = {
   maxAttempts: 5,
@@ -36,12 +37,11 @@ export function isRetryable(err: unknown, policy: RetryPolicy | undefined): bool
   return policy?.retryable ? policy.retryable(err) : true;
 }
 
-/** Delay before attempt `nextAttempt` (2 for the first retry): uniform in [0, min(max, initial·2^(n-2))]. */
-export function backoffMs(policy: RetryPolicy | undefined, nextAttempt: number, random: () => number = Math.random): number {
-  const initial = policy?.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
-  const max = policy?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
-  const ceiling = Math.min(max, initial * 2 ** Math.max(0, nextAttempt - 2));
-  return Math.round(ceiling * random());
+/** Delay before attempt `nextAttempt` (2 for the first retry): uniform in [0, min(max, initial·2^(n-2))] (full jitter). */
+export function retryDelayMs(policy: RetryPolicy | undefined, nextAttempt: number, random: () => number = Math.random): number {
+  const initialMs = policy?.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
+  const maxMs = policy?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
+  return backoffMs(nextAttempt - 2, { initialMs, maxMs }, random);
 }
 
 export function maxAttempts(policy: RetryPolicy | undefined): number {

@@ -6,10 +6,13 @@ import type { Pipeline } from '../pipeline/define.js';
 import type { Json, StepDefinition } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import type { GroupWriter } from './group-writer.js';
-import { backoffMs, isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
+import { isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, retryDelayMs, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
-import { completeRuns, releaseRuns, writeCheckpoints, type CheckpointItem, type ClaimedRun, type FailureItem } from './store.js';
+import { completeRuns, writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
+import type { ClaimedRun } from './sql/claim.js';
+import type { FailureItem } from './sql/fail.js';
+import { releaseRuns } from './sql/lease.js';
 import { endRunSpan, endStepSpan, startRunSpan, startStepSpan, withContext } from './tracing.js';
 import type { Span } from '@opentelemetry/api';
 
@@ -149,7 +152,7 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
 /** `base`: executions before the run's last manual retry; the budget and the backoff count from it. */
 async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, base: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
   const retry = retryable && attempt - base < maxAttempts(step.retry);
-  const retryAt = retry ? new Date(Date.now() + backoffMs(step.retry, attempt - base + 1)) : null;
+  const retryAt = retry ? new Date(Date.now() + retryDelayMs(step.retry, attempt - base + 1)) : null;
   const stored = toStoredError(error, { step: step.name, attempt });
   const owned = await deps.failures.submit({
     run_id: run.id, step_index: index, step: step.name, error: stored, attempts: attempt,

@@ -1,21 +1,9 @@
 // Step concurrency limits across every worker and process, through leased rows in
-// walflow.step_slots. Steps without a limit never touch the database here.
+// walflow.step_slots (statements: sql/lease.ts). Steps without a limit never touch the database here.
 import type pg from 'pg';
 import type { StepDefinition } from '../pipeline/types.js';
 import type { RunControl } from './run-control.js';
-
-export async function syncSlots(pool: pg.Pool, pipeline: string, steps: StepDefinition[]): Promise<void> {
-  const limits = steps.map((s) => ({ step: s.name, n: s.concurrency ?? 0 }));
-  await pool.query(
-    `WITH l AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(step text, n int)),
-     del AS (DELETE FROM walflow.step_slots s WHERE s.pipeline = $1
-               AND NOT EXISTS (SELECT 1 FROM l WHERE l.step = s.step AND s.slot < l.n))
-     INSERT INTO walflow.step_slots (pipeline, step, slot)
-     SELECT $1, l.step, g FROM l, generate_series(0, l.n - 1) g
-     ON CONFLICT DO NOTHING`,
-    [pipeline, JSON.stringify(limits)],
-  );
-}
+import { releaseSlot, renewSlots, takeSlot } from './sql/lease.js';
 
 export class StepSlots {
   /** Slots this process holds, keyed "pipeline\u0000step" → slot numbers, renewed with run leases. */
@@ -34,16 +22,7 @@ export class StepSlots {
     let delay = 10;
     while (true) {
       signal.throwIfAborted();
-      const { rows } = await this.pool.query<{ slot: number }>(
-        `UPDATE walflow.step_slots s SET owner = $3, expires_at = now() + $4 * interval '1 millisecond'
-          WHERE (s.pipeline, s.step, s.slot) = (
-            SELECT pipeline, step, slot FROM walflow.step_slots
-             WHERE pipeline = $1 AND step = $2 AND (owner IS NULL OR expires_at < now())
-             LIMIT 1 FOR UPDATE SKIP LOCKED)
-          RETURNING s.slot`,
-        [pipeline, step.name, this.owner, this.leaseMs],
-      );
-      const slot = rows[0]?.slot;
+      const slot = await takeSlot(this.pool, pipeline, step.name, this.owner, this.leaseMs);
       if (slot !== undefined) {
         const k = `${pipeline}\u0000${step.name}`;
         if (!this.held.has(k)) this.held.set(k, new Set());
@@ -53,8 +32,7 @@ export class StepSlots {
           if (released) return;
           released = true;
           this.held.get(k)?.delete(slot);
-          void this.pool
-            .query(`UPDATE walflow.step_slots SET owner = NULL, expires_at = NULL WHERE pipeline = $1 AND step = $2 AND slot = $3 AND owner = $4`, [pipeline, step.name, slot, this.owner])
+          void releaseSlot(this.pool, pipeline, step.name, slot, this.owner)
             .catch(() => undefined) // an unreleased slot frees itself when its lease expires
             .finally(() => this.wakeWaiters());
         };
@@ -80,6 +58,6 @@ export class StepSlots {
   /** Extends the leases of held slots (called with the run lease renewal). */
   async renew(): Promise<void> {
     if (this.held.size === 0) return;
-    await this.pool.query(`UPDATE walflow.step_slots SET expires_at = now() + $2 * interval '1 millisecond' WHERE owner = $1`, [this.owner, this.leaseMs]);
+    await renewSlots(this.pool, this.owner, this.leaseMs);
   }
 }

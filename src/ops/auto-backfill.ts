@@ -10,6 +10,7 @@ import type { Engine } from '../engine/engine.js';
 import type { Pipeline } from '../pipeline/define.js';
 import { loadSourceTables, parseTableName, qualified } from '../replication/source-tables.js';
 import { backfill, estimateRows } from './backfill.js';
+import { sleep } from '../util/sleep.js';
 
 const RETRY_MS = 5_000;
 
@@ -100,10 +101,7 @@ export class AutoBackfiller {
       } catch (err) {
         if (signal.aborted) return;
         this.log.warn({ err, pipeline: pipelineName, backfill: id }, 'initial backfill failed; retrying');
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, RETRY_MS);
-          signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-        });
+        await sleep(RETRY_MS, signal);
       }
     }
   }

@@ -15,12 +15,14 @@
 //    queued one) leaves the newest version last. A change committed earlier is still ahead in the
 //    stream or already queued; either way the last run of the key carries the latest version.
 import pg from 'pg';
+import type { Queryable } from '../db/queryable.js';
 import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
 import type { SourceRunInput } from '../pipeline/types.js';
 import { runKeyOf } from '../replication/operators/extract-keys.js';
 import { loadSourceTables, parseTableName, qualified } from '../replication/source-tables.js';
+import { sleep } from '../util/sleep.js';
 
 export interface BackfillProgress {
   id: number;
@@ -49,17 +51,9 @@ export class NothingToBackfill extends UserError {
 }
 
 const ident = (s: string) => pg.escapeIdentifier(s);
-type Db = Pick<pg.ClientBase, 'query'>;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
-}
 
 /** Waits until every transaction that holds an xid now has committed or aborted (step 1 above). */
-export async function waitForRunningTransactions(db: Db, signal?: AbortSignal, pollMs = 200, onWaiting?: (n: number) => void): Promise<void> {
+export async function waitForRunningTransactions(db: Queryable, signal?: AbortSignal, pollMs = 200, onWaiting?: (n: number) => void): Promise<void> {
   const { rows } = await db.query<{ xids: string[] }>(`SELECT ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot()))::text[] AS xids`);
   let pending = rows[0]!.xids;
   let told = false;
@@ -79,7 +73,7 @@ export async function waitForRunningTransactions(db: Db, signal?: AbortSignal, p
 interface BackfillRow { id: string; last_key: unknown[] | null; total: string; done: string; finished_at: Date | null }
 
 /** The unfinished backfill of this pipeline, or a new one; null when the last one finished and `restart` is not set. */
-async function openBackfill(db: Db, pipeline: Pipeline, source: string, keyCols: string[], q: string, restart: boolean): Promise<BackfillRow | null> {
+async function openBackfill(db: Queryable, pipeline: Pipeline, source: string, keyCols: string[], q: string, restart: boolean): Promise<BackfillRow | null> {
   if (restart) await db.query(`UPDATE walflow.backfills SET finished_at = now() WHERE pipeline = $1 AND finished_at IS NULL`, [pipeline.name]);
   const open = (await db.query<BackfillRow>(`SELECT id, last_key, total, done, finished_at FROM walflow.backfills WHERE pipeline = $1 AND finished_at IS NULL`, [pipeline.name])).rows[0];
   if (open) return open;
@@ -97,7 +91,7 @@ async function openBackfill(db: Db, pipeline: Pipeline, source: string, keyCols:
 }
 
 /** pg_class.reltuples is an estimate; count exactly only when it is small enough to be cheap. */
-export async function estimateRows(db: Db, q: string): Promise<number> {
+export async function estimateRows(db: Queryable, q: string): Promise<number> {
   const est = Number((await db.query(`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass`, [q])).rows[0].n);
   return est < 1_000_000 ? Number((await db.query(`SELECT count(*) AS n FROM ${q}`)).rows[0].n) : est;
 }

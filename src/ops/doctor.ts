@@ -1,6 +1,6 @@
 // `walflow doctor`: checks a database for everything walflow needs, and says how to fix each miss.
 // Read-only (it creates nothing), so it is safe against production before a first deployment.
-import type pg from 'pg';
+import type { Queryable } from '../db/queryable.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -13,7 +13,6 @@ export interface Check {
   fix?: string;
 }
 
-type Db = Pick<pg.ClientBase, 'query'>;
 
 const MIN_SERVER = 140000; // pgoutput protocol 2+ and pg_replication_slots.wal_status (13+) with the tested range (14-17)
 /** Provider roles that grant what REPLICATION grants elsewhere (Amazon RDS / Aurora). */
@@ -22,7 +21,7 @@ const REPLICATION_ROLES = ['rds_replication'];
 const ok = (check: string, detail: string): Check => ({ check, status: 'ok', detail });
 const miss = (check: string, status: 'warn' | 'fail', detail: string, fix: string): Check => ({ check, status, detail, fix });
 
-export async function runDoctor(db: Db, opts: { slotName: string }): Promise<Check[]> {
+export async function runDoctor(db: Queryable, opts: { slotName: string }): Promise<Check[]> {
   const setting = async (name: string): Promise<string> => (await db.query<{ v: string }>('SELECT current_setting($1) AS v', [name])).rows[0]!.v;
   const checks: Check[] = [];
 

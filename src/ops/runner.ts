@@ -7,7 +7,7 @@ import { migrate } from '../db/migrate.js';
 import { Engine } from '../engine/engine.js';
 import type { Pipeline } from '../pipeline/define.js';
 import { ReplicationSource } from '../replication/index.js';
-import { checkServer, resolveSources } from '../replication/validate.js';
+import { checkServer, resolveSources, type ResolvedSources } from '../replication/validate.js';
 import { AutoBackfiller } from './auto-backfill.js';
 import { WalflowMetrics } from './metrics.js';
 
@@ -39,29 +39,31 @@ export interface RunnerOptions {
 export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
   const c = o.config;
   const withSource = o.pipelines.filter((p) => p.source);
+  let resolved: ResolvedSources | undefined;
   const client = await connectClient(o.url);
   try {
     await migrate(client);
     // Before any pipeline's setup runs: the server can replicate, and every source table exists
-    // and has a usable key, each reported in one line naming the pipeline.
+    // and has a usable key, each reported in one line naming the pipeline. The one validation:
+    // the replication source is handed its result.
     if (c.replication && withSource.length > 0) await checkServer(client);
-    if (withSource.length > 0) await resolveSources(client, withSource);
+    if (withSource.length > 0) resolved = await resolveSources(client, withSource);
   } finally {
     await client.end();
   }
   const metrics = o.metrics ?? new WalflowMetrics();
   const engine = new Engine({
     ...metrics.hooks,
-    url: o.url, pipelines: o.pipelines, log: o.log, workers: c.workers, capacity: c.claimBatchSize,
+    url: o.url, pipelines: o.pipelines, log: o.log, workers: c.workers, maxInFlight: c.maxInFlight,
     leaseMs: c.leaseMs, pollIntervalMs: c.pollIntervalMs, retentionMs: c.retentionHours * 3600_000,
     shutdownTimeoutMs: c.shutdownTimeoutMs,
   });
   let replication: ReplicationSource | undefined;
   let current: readonly Pipeline[] = o.pipelines;
   const backfiller = new AutoBackfiller(engine, () => replication?.loaded ?? [], o.log.child({ component: 'backfill' }));
-  const startReplication = async (sources: readonly Pipeline[]): Promise<void> => {
+  const startReplication = async (sources: readonly Pipeline[], checked: ResolvedSources): Promise<void> => {
     const r = new ReplicationSource({
-      url: o.url, pipelines: sources, slotName: c.slotName, publicationName: c.publicationName, logger: o.log,
+      url: o.url, pipelines: sources, resolved: checked, slotName: c.slotName, publicationName: c.publicationName, logger: o.log,
       highWatermark: c.highWatermark, lowWatermark: c.lowWatermark, writers: c.replicationWriters,
       onPublished: (signal) => backfiller.onPublished(signal),
     });
@@ -77,7 +79,7 @@ export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
   };
   try {
     await engine.register();
-    if (c.replication && withSource.length > 0) await startReplication(withSource);
+    if (c.replication && resolved) await startReplication(withSource, resolved);
     metrics.attach(engine.pool, replication, o.pipelines);
     if (o.workers !== false && c.workers > 0) await engine.runWorkers();
   } catch (err) {
@@ -98,20 +100,21 @@ export async function startWalflow(o: RunnerOptions): Promise<Walflow> {
     },
     apply: async (next) => {
       const sources = next.filter((p) => p.source);
+      let checked: ResolvedSources | undefined;
       if (c.replication && sources.length > 0) {
         // Checked before the engine registers anything: a bad source changes nothing.
         const client = await connectClient(o.url);
         try {
           if (!replication) await checkServer(client);
-          await resolveSources(client, sources);
+          checked = await resolveSources(client, sources);
         } finally {
           await client.end();
         }
       }
       await engine.setPipelines(next);
       current = next;
-      if (replication) await replication.setPipelines(sources);
-      else if (c.replication && sources.length > 0) await startReplication(sources);
+      if (replication) await replication.setPipelines(sources, checked);
+      else if (checked) await startReplication(sources, checked);
       metrics.attach(engine.pool, replication, next);
     },
     // Stop reading WAL first, so that nothing new is started while the workers drain.

@@ -1,21 +1,10 @@
 // Runs the leader's periodic duties without overlap: a non-transactional logical message that moves
 // an idle slot forward, the lag figure, and checks that source tables still exist.
 import type { Logger } from 'pino';
+import { repeatWithoutOverlap, type Repeating } from '../util/repeat.js';
 
-export interface Heartbeat {
-  stop(): void;
-}
-
-export function startHeartbeat(intervalMs: number, tick: () => Promise<void>, log: Logger): Heartbeat {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    tick()
-      .catch((err: unknown) => log.warn({ err }, 'replication: heartbeat failed'))
-      .finally(() => (running = false));
-  }, intervalMs);
-  return { stop: () => clearInterval(timer) };
+export function startHeartbeat(intervalMs: number, tick: () => Promise<void>, log: Logger): Repeating {
+  return repeatWithoutOverlap(intervalMs, tick, (err) => log.warn({ err }, 'replication: heartbeat failed'));
 }
 
 /** Writes a heartbeat into the WAL; the stream sees it as a safe position to acknowledge. */

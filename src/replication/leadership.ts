@@ -3,7 +3,9 @@
 // called, with a heartbeat that advances idle slots and watches for dropped source tables.
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { backoffMs, sleep } from './backoff.js';
+import { RECONNECT_BACKOFF } from '../config/defaults.js';
+import { backoffMs } from '../util/backoff.js';
+import { sleep } from '../util/sleep.js';
 import { EMIT_HEARTBEAT, startHeartbeat } from './heartbeat.js';
 import { maxLsn } from './lsn.js';
 import { publishedTables, syncPublication } from './publication.js';
@@ -78,7 +80,7 @@ export class Leadership {
           this.log.warn({ err, attempt }, 'replication: stream failed; reconnecting from the durable position');
           cfg.onStatus({ lastError: (err as Error).message });
           await this.recordRetriable(err);
-          await sleep(backoffMs(attempt++), signal);
+          await sleep(backoffMs(attempt++, RECONNECT_BACKOFF), signal);
           continue;
         }
         attempt = 0;

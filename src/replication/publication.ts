@@ -2,10 +2,10 @@
 // tables added and removed as pipelines change, never FOR ALL TABLES (that would publish walflow's
 // own writes). Identifiers are always quoted by escapeIdentifier, never spliced in raw.
 import pg from 'pg';
+import type { Queryable as Db } from '../db/queryable.js';
 import { UserError } from '../errors.js';
 import { qualified, type TableName } from './source-tables.js';
 
-type Db = Pick<pg.ClientBase, 'query'>;
 
 function ident(t: TableName): string {
   return `${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`;

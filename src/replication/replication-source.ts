@@ -1,19 +1,20 @@
 // ReplicationSource: WAL in → RxJS → committed run starts → slot acknowledged. start() validates
 // the server and the pipelines' sources (failing with one clear line), then competes for the slot:
 // the leader streams, standbys poll for the lock and take over within `standbyPollMs` of its loss.
-import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { BehaviorSubject, filter, firstValueFrom, timeout, type Observable } from 'rxjs';
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
-import { backoffMs, sleep } from './backoff.js';
+import { DEFAULTS, defaultLowWatermark, RECONNECT_BACKOFF } from '../config/defaults.js';
+import { backoffMs } from '../util/backoff.js';
+import { newProcessId } from '../util/process-id.js';
+import { sleep } from '../util/sleep.js';
 import { LeaderLock } from './leader.js';
 import { Leadership } from './leadership.js';
 import type { SourceTable } from './source-tables.js';
 import { newCounters, type ReplicationCounters, type Route } from './types.js';
-import { checkServer, resolveSources, sourceTableNames } from './validate.js';
+import { checkServer, resolveSources, sourceTableNames, type ResolvedSources } from './validate.js';
 
 export interface ReplicationSourceOptions {
   url: string;
@@ -36,6 +37,11 @@ export interface ReplicationSourceOptions {
   standbyPollMs?: number;
   /** Identifies this process in walflow.replication_state. */
   instanceId?: string;
+  /**
+   * The pipelines' sources, already resolved by a caller that checked the server too (the runner
+   * validates once at startup); unset: start() checks the server and resolves them itself.
+   */
+  resolved?: ResolvedSources;
   /** Called by the leader after each publication sync (see LeadershipConfig.onPublished). */
   onPublished?: (signal: AbortSignal) => Promise<void>;
 }
@@ -75,13 +81,13 @@ export class ReplicationSource {
 
   constructor(private readonly opts: ReplicationSourceOptions) {
     this.log = opts.logger.child({ component: 'replication', slot: opts.slotName });
-    this.instanceId = opts.instanceId ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.pool = new pg.Pool({ connectionString: opts.url, max: 4 + Math.max(1, opts.writers ?? 2), application_name: 'walflow-replication', keepAlive: true });
+    this.instanceId = opts.instanceId ?? newProcessId();
+    this.pool = new pg.Pool({ connectionString: opts.url, max: 4 + Math.max(1, opts.writers ?? DEFAULTS.replicationWriters), application_name: 'walflow-replication', keepAlive: true });
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'replication: pooled connection lost'));
     this.lock = new LeaderLock(opts.url, opts.slotName, this.log);
     // Checked before anything connects: a source in schema walflow is a definition error.
-    sourceTableNames(opts.pipelines);
+    if (!opts.resolved) sourceTableNames(opts.pipelines);
     this.pipelines = opts.pipelines;
   }
 
@@ -100,11 +106,10 @@ export class ReplicationSource {
   /**
    * A live reload: routes the new set of source pipelines, then (when leading) makes the publication
    * match it, adding tables only now that their changes have a route, and starts initial backfills.
-   * Rejects (changing nothing) when a source is invalid.
+   * Rejects (changing nothing) when a source is invalid. `resolved`: the caller resolved them already.
    */
-  async setPipelines(pipelines: readonly Pipeline[]): Promise<void> {
-    sourceTableNames(pipelines);
-    const resolved = await resolveSources(this.pool, pipelines);
+  async setPipelines(pipelines: readonly Pipeline[], resolved?: ResolvedSources): Promise<void> {
+    resolved ??= await resolveSources(this.pool, pipelines);
     for (const w of resolved.warnings) this.log.warn(w);
     this.pipelines = pipelines;
     this.useRoutes(resolved.routes, resolved.tables);
@@ -122,6 +127,12 @@ export class ReplicationSource {
   /** Validates, then starts competing for the slot in the background. Rejects on a setup problem. */
   async start(): Promise<void> {
     if (this.loop) throw new Error('ReplicationSource already started');
+    if (this.opts.resolved) {
+      for (const w of this.opts.resolved.warnings) this.log.warn(w);
+      this.useRoutes(this.opts.resolved.routes, this.opts.resolved.tables);
+      this.loop = this.compete();
+      return;
+    }
     const client = await this.pool.connect();
     const onError = (): void => undefined; // reported by the failing query instead
     client.on('error', onError);
@@ -170,7 +181,7 @@ export class ReplicationSource {
 
   private async compete(): Promise<void> {
     const signal = this.stopper.signal;
-    const pollMs = this.opts.standbyPollMs ?? 1_000;
+    const pollMs = this.opts.standbyPollMs ?? DEFAULTS.standbyPollMs;
     for (let attempt = 0; !signal.aborted; ) {
       try {
         if (!(await this.lock.tryAcquire())) {
@@ -200,7 +211,7 @@ export class ReplicationSource {
         this.log.warn({ err, attempt }, 'replication: lost or could not take the lead; retrying');
         this.update({ lastError: (err as Error).message });
         await this.lock.release();
-        await sleep(backoffMs(attempt++), signal);
+        await sleep(backoffMs(attempt++, RECONNECT_BACKOFF), signal);
       }
     }
   }
@@ -218,9 +229,9 @@ export class ReplicationSource {
       {
         url: o.url, slotName: o.slotName, publicationName: o.publicationName, routesByTable: this.routesByTable, tables: () => this.tables,
         ...(o.onPublished ? { onPublished: o.onPublished } : {}),
-        batch: o.batch ?? { maxItems: 2_000, maxWaitMs: 5 }, writers: Math.max(1, o.writers ?? 2),
-        watermark: { high: o.highWatermark ?? 100_000, low: o.lowWatermark ?? 50_000 },
-        counters: this.counters, log: this.log, leaderId: this.instanceId, heartbeatMs: o.heartbeatMs ?? 10_000,
+        batch: o.batch ?? DEFAULTS.replicationBatch, writers: Math.max(1, o.writers ?? DEFAULTS.replicationWriters),
+        watermark: { high: o.highWatermark ?? DEFAULTS.highWatermark, low: o.lowWatermark ?? defaultLowWatermark(o.highWatermark ?? DEFAULTS.highWatermark) },
+        counters: this.counters, log: this.log, leaderId: this.instanceId, heartbeatMs: o.heartbeatMs ?? DEFAULTS.replicationHeartbeatMs,
         onStatus: (s) => this.update(s),
       },
       this.pool,

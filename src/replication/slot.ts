@@ -1,9 +1,9 @@
 // The pgoutput slot: created when missing (it then starts at the current WAL position), checked to
 // be logical, pgoutput and of this database when it exists.
-import type pg from 'pg';
+import type { Queryable as Db } from '../db/queryable.js';
+import { sleep } from '../util/sleep.js';
 import { UserError } from '../errors.js';
 
-type Db = Pick<pg.ClientBase, 'query'>;
 
 export interface SlotInfo {
   created: boolean;
@@ -87,7 +87,7 @@ export async function dropSlot(db: Db, slotName: string): Promise<boolean> {
       return rows.length > 0;
     } catch (err) {
       if ((err as { code?: string }).code !== '55006') throw err; // still active: the walsender is exiting
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
   throw new Error(`replication slot "${slotName}" stayed active; could not drop it`);

@@ -1,7 +1,6 @@
 // walflow.replication_state: the durable position of a slot and who consumes it.
-import type pg from 'pg';
+import type { Queryable as Db } from '../db/queryable.js';
 
-type Db = Pick<pg.ClientBase, 'query'>;
 
 /** Creates the slot's row (starting at the slot's own position) and returns the durable position. */
 export async function loadDurableLsn(db: Db, slotName: string, publication: string, slotLsn: string): Promise<string> {

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { backoffDelayMs, parseRetryAfterMs, Semaphore, TokenBucket } from '../../src/steps/embed/http-limits.js';
+import { backoffMs } from '../../src/util/backoff.js';
+import { parseRetryAfterMs, Semaphore, TokenBucket } from '../../src/steps/embed/http-limits.js';
 import {
   createOpenAIEmbedder,
   EmbeddingProviderError,
@@ -201,8 +202,8 @@ describe('OpenAI-compatible embedder: failures and retries', () => {
     expect(parseRetryAfterMs(new Headers({ 'retry-after': '9', 'retry-after-ms': '123.4' }), now)).toBe(124);
     expect(parseRetryAfterMs(new Headers({ 'retry-after': 'soon' }), now)).toBeUndefined();
     expect(parseRetryAfterMs(new Headers(), now)).toBeUndefined();
-    expect([1, 2, 3, 4, 10].map((n) => backoffDelayMs(n, 500, 4000, () => 1))).toEqual([500, 1000, 2000, 4000, 4000]);
-    expect(backoffDelayMs(3, 500, 4000, () => 0)).toBe(1000);
+    expect([1, 2, 3, 4, 10].map((n) => backoffMs(n - 1, { initialMs: 500, maxMs: 4000, minFraction: 0.5 }, () => 1))).toEqual([500, 1000, 2000, 4000, 4000]);
+    expect(backoffMs(2, { initialMs: 500, maxMs: 4000, minFraction: 0.5 }, () => 0)).toBe(1000);
   });
 
   it('retries a 500 and succeeds', async () => {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, isRetryable, NonRetryableError, toStoredError } from '../../src/engine/retry.js';
+import { isRetryable, NonRetryableError, retryDelayMs, toStoredError } from '../../src/engine/retry.js';
 import { UserError } from '../../src/errors.js';
 
 describe('retry policy', () => {
   it('backs off exponentially up to the ceiling, with full jitter', () => {
     const policy = { initialDelayMs: 100, maxDelayMs: 1000 };
-    expect([2, 3, 4, 5, 6].map((n) => backoffMs(policy, n, () => 1))).toEqual([100, 200, 400, 800, 1000]);
-    expect(backoffMs(policy, 4, () => 0)).toBe(0);
-    expect(backoffMs(policy, 4, () => 0.5)).toBe(200);
+    expect([2, 3, 4, 5, 6].map((n) => retryDelayMs(policy, n, () => 1))).toEqual([100, 200, 400, 800, 1000]);
+    expect(retryDelayMs(policy, 4, () => 0)).toBe(0);
+    expect(retryDelayMs(policy, 4, () => 0.5)).toBe(200);
   });
 
   it('never retries NonRetryableError or errors marked retryable=false; otherwise asks the policy', () => {

@@ -1,25 +1,10 @@
 /**
- * Small building blocks for HTTP clients that must be polite to a remote API: an abortable sleep, a
- * FIFO semaphore (requests in flight), a token bucket (requests per minute), Retry-After parsing and
- * exponential backoff with jitter. No dependencies; every wait can be cut short by an AbortSignal.
+ * Small building blocks for HTTP clients that must be polite to a remote API: a FIFO semaphore
+ * (requests in flight), a token bucket (requests per minute) and Retry-After parsing (the sleep and
+ * the backoff are src/util's). No dependencies; every wait can be cut short by an AbortSignal.
  */
 
-/** Resolves after `ms`, or rejects with `signal.reason` as soon as the signal aborts. */
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason as unknown);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal!.reason as unknown);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+import { abortableSleep } from '../../util/sleep.js';
 
 interface Waiter {
   grant: () => void;
@@ -128,13 +113,4 @@ export function parseRetryAfterMs(headers: Headers, now: number = Date.now()): n
   const date = Date.parse(after);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);
-}
-
-/**
- * Delay before retry number `retry` (1 for the first retry): exponential from `initialMs`, capped at
- * `maxMs`, with jitter in [50%, 100%] of that value (never zero, so a throttled server gets a break).
- */
-export function backoffDelayMs(retry: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, retry - 1));
-  return Math.round(ceiling * (0.5 + 0.5 * random()));
 }

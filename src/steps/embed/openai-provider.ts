@@ -36,7 +36,9 @@
  */
 import { setMaxListeners } from 'node:events';
 import { UserError } from '../../errors.js';
-import { abortableSleep, backoffDelayMs, parseRetryAfterMs, Semaphore, TokenBucket } from './http-limits.js';
+import { backoffMs } from '../../util/backoff.js';
+import { abortableSleep } from '../../util/sleep.js';
+import { parseRetryAfterMs, Semaphore, TokenBucket } from './http-limits.js';
 import type { EmbedFault, EmbedObserver, Embedder } from './local-model.js';
 import {
   BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, EmbeddingProviderError, MAX_DETAIL_CHARS, MAX_IN_CALL_WAIT_MS, OPENAI_DEFAULTS, SECRET_HEADER, TIMEOUT, attemptsSuffix, describeType, embeddingsEndpoint, estimateTokens, positiveInteger, serverErrorCode, serverMessage,
@@ -302,7 +304,7 @@ export function createOpenAIEmbedder(opts: OpenAIProviderOptions): OpenAIEmbedde
         const { failure } = result;
         counters.errorsByStatus[failure.statKey] = (counters.errorsByStatus[failure.statKey] ?? 0) + 1;
         const giveUp = !failure.retry || attempts > maxRetries || (failure.delayMs !== undefined && failure.delayMs > MAX_IN_CALL_WAIT_MS);
-        const delay = giveUp ? undefined : (failure.delayMs ?? backoffDelayMs(attempts, BACKOFF_INITIAL_MS, BACKOFF_MAX_MS));
+        const delay = giveUp ? undefined : (failure.delayMs ?? backoffMs(attempts - 1, { initialMs: BACKOFF_INITIAL_MS, maxMs: BACKOFF_MAX_MS, minFraction: 0.5 }));
         const error = failure.error(giveUp ? attempts : 1);
         report(observer, {
           reason: failure.statKey, attempt: attempts, inputs: batch.texts.length, message: error.message,

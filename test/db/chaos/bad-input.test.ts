@@ -312,11 +312,11 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
     expect(() => loadConfig({}, { WALFLOW_REPLICATION: 'maybe' })).toThrow(/WALFLOW_REPLICATION.*true or false/);
     expect(() => loadConfig({}, { WALFLOW_LOG_LEVEL: 'loud' })).toThrow(/logLevel \(WALFLOW_LOG_LEVEL\)/);
     const r = await cli(['run', '--pipelines', path.join(ROOT, 'test/fixtures/chaos/pipelines'), '--only', 'chaos-counted'],
-      { DATABASE_URL: db.url, WALFLOW_CLAIM_BATCH_SIZE: '0', WALFLOW_SLOT_NAME: 'bi_cfg', WALFLOW_PUBLICATION_NAME: 'bi_cfg' });
+      { DATABASE_URL: db.url, WALFLOW_MAX_IN_FLIGHT: '0', WALFLOW_SLOT_NAME: 'bi_cfg', WALFLOW_PUBLICATION_NAME: 'bi_cfg' });
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^walflow: invalid configuration: claimBatchSize \(WALFLOW_CLAIM_BATCH_SIZE\)/);
+    expect(lines[0]).toMatch(/^walflow: invalid configuration: maxInFlight \(WALFLOW_MAX_IN_FLIGHT\)/);
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = 'bi_cfg'`)).rows[0].n).toBe(0);
     // An embedder's bad URL, size or missing API key variable: refused at startup (pipeline setup), not by the first run.
     await db.pool.query(`CREATE TABLE IF NOT EXISTS bi_cfg_docs (id int PRIMARY KEY, body text)`);

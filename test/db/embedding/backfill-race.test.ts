@@ -19,7 +19,7 @@ describe('backfill with live changes', () => {
     // No automatic initial backfill: this test races its own backfill against live changes.
     const pipeline = createEmbeddingPipeline({ name: 'notes', table: 'public.notes', textColumn: 'body', backfill: false });
     const slot = `wf_race_${Date.now()}`;
-    const config = loadConfig({ slotName: slot, publicationName: slot, workers: 1, claimBatchSize: 100, pollIntervalMs: 100 }, {});
+    const config = loadConfig({ slotName: slot, publicationName: slot, workers: 1, maxInFlight: 100, pollIntervalMs: 100 }, {});
     const wf = await startWalflow({ url: db.url, config, pipelines: [pipeline], log: silentLogger });
     try {
       // Live updates (through WAL) while the backfill enqueues every row.

@@ -5,7 +5,7 @@
 // but costed the claim at ~180,000, above jit_above_cost, and compiled it on every call: 85 ms
 // instead of 5 ms for 200 runs, 0.3-0.7 s instead of 25-40 ms for 1,000 from 150,000.)
 import { describe, expect, it } from 'vitest';
-import { CLAIM_SQL } from '../../../src/engine/store.js';
+import { CLAIM_SQL } from '../../../src/engine/sql/claim.js';
 import { useTestDatabase } from '../../harness/db.js';
 
 const db = useTestDatabase();

@@ -4,7 +4,8 @@
 // whose last checkpoint landed while it was briefly not running.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
-import { reapExpiredLeases, writeCheckpoints } from '../../../src/engine/store.js';
+import { writeCheckpoints } from '../../../src/engine/sql/checkpoint.js';
+import { reapExpiredLeases } from '../../../src/engine/sql/lease.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';

@@ -1,7 +1,7 @@
 // Per-key ordering and supersede, batched steps, step concurrency limits, pruning.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
-import { pruneFinished } from '../../../src/engine/store.js';
+import { pruneFinished } from '../../../src/engine/sql/maintenance.js';
 import { batchStep, definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
@@ -50,7 +50,7 @@ describe('keys', () => {
       await new Promise((r) => setTimeout(r, 80));
       log.push(`end ${(ctx.runInput as { v: number }).v}`);
       active--;
-    } }] })], { capacity: 20 });
+    } }] })], { maxInFlight: 20 });
     await e.register();
     await e.runWorkers();
     await e.start('serial', { v: 1 }, { key: 'k' });
@@ -72,7 +72,7 @@ describe('batched steps', () => {
         calls.push(items.length);
         return items.map(({ input }) => (input === 13 ? new Error('item 13 is poison') : input * 10));
       } }),
-    ] })], { capacity: 200 });
+    ] })], { maxInFlight: 200 });
     await e.register();
     await e.startMany('batched', Array.from({ length: 120 }, (_, n) => ({ input: { n } })));
     await e.runWorkers();

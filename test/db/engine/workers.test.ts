@@ -45,7 +45,7 @@ describe('graceful shutdown', () => {
   it('lets running steps finish within the deadline and claims nothing new', async () => {
     let started = 0;
     const p = definePipeline({ name: 'drain', steps: [{ name: 's', run: async () => { started++; await new Promise((r) => setTimeout(r, 300)); } }] });
-    const e = new Engine({ url: db.url, pipelines: [p], capacity: 4, pollIntervalMs: 50, shutdownTimeoutMs: 5000 });
+    const e = new Engine({ url: db.url, pipelines: [p], maxInFlight: 4, pollIntervalMs: 50, shutdownTimeoutMs: 5000 });
     await e.register();
     await e.startMany('drain', Array.from({ length: 10 }, (_, n) => ({ input: { n } })));
     await e.runWorkers();

@@ -3,7 +3,7 @@
 // correctly through runs started in the same millisecond), cancel fences go with their runs.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
-import { pruneFinished } from '../../../src/engine/store.js';
+import { pruneFinished } from '../../../src/engine/sql/maintenance.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';

@@ -1,7 +1,8 @@
 // Configuration: defaults < environment < flags, and validation messages that name every bad key
 // with the variable (or flag) it came from, before anything starts.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { configSchema, envVarOf, loadConfig, type ConfigInput } from '../../../src/config/config.js';
+import { DEFAULTS } from '../../../src/config/defaults.js';
 import { UserError } from '../../../src/errors.js';
 
 function problem(overrides: Partial<ConfigInput>, env: Record<string, string>): string {
@@ -18,7 +19,7 @@ function problem(overrides: Partial<ConfigInput>, env: Record<string, string>): 
 describe('configuration defaults', () => {
   it('match the README table', () => {
     expect(loadConfig({}, {}, '/srv')).toEqual({
-      dataDir: '/srv/.walflow/pg', pipelinesDir: '/srv/pipelines', logLevel: 'info', workers: 2, claimBatchSize: 200,
+      dataDir: '/srv/.walflow/pg', pipelinesDir: '/srv/pipelines', logLevel: 'info', workers: 2, maxInFlight: 200,
       leaseMs: 30_000, pollIntervalMs: 1_000, retentionHours: 168, shutdownTimeoutMs: 30_000, replication: true,
       slotName: 'walflow', publicationName: 'walflow', replicationWriters: 2, highWatermark: 50_000, lowWatermark: 25_000, metricsPort: 0,
       uiPort: 0, uiHost: '127.0.0.1',
@@ -32,13 +33,13 @@ describe('configuration defaults', () => {
   it('reads every variable, with flags over variables', () => {
     const env = {
       DATABASE_URL: 'postgres://h/db', WALFLOW_DATA_DIR: 'data', WALFLOW_PIPELINES_DIR: '/p', WALFLOW_LOG_LEVEL: 'debug', WALFLOW_LOG_PRETTY: 'yes',
-      WALFLOW_WORKERS: '4', WALFLOW_CLAIM_BATCH_SIZE: '50', WALFLOW_LEASE_MS: '5000', WALFLOW_POLL_INTERVAL_MS: '250', WALFLOW_RETENTION_HOURS: '0',
+      WALFLOW_WORKERS: '4', WALFLOW_MAX_IN_FLIGHT: '50', WALFLOW_LEASE_MS: '5000', WALFLOW_POLL_INTERVAL_MS: '250', WALFLOW_RETENTION_HOURS: '0',
       WALFLOW_SHUTDOWN_TIMEOUT_MS: '100', WALFLOW_REPLICATION: 'off', WALFLOW_SLOT_NAME: 'wf_a', WALFLOW_PUBLICATION_NAME: 'wf_b',
       WALFLOW_REPLICATION_WRITERS: '3', WALFLOW_HIGH_WATERMARK: '1000', WALFLOW_LOW_WATERMARK: '10', WALFLOW_METRICS_PORT: '9464',
       WALFLOW_UI_PORT: '8321', WALFLOW_UI_HOST: '0.0.0.0', WALFLOW_UI_TOKEN: 'act-token-0123456789', WALFLOW_UI_VIEW_TOKEN: 'view-token-0123456789',
     };
     expect(loadConfig({}, env, '/srv')).toEqual({
-      databaseUrl: 'postgres://h/db', dataDir: '/srv/data', pipelinesDir: '/p', logLevel: 'debug', logPretty: true, workers: 4, claimBatchSize: 50,
+      databaseUrl: 'postgres://h/db', dataDir: '/srv/data', pipelinesDir: '/p', logLevel: 'debug', logPretty: true, workers: 4, maxInFlight: 50,
       leaseMs: 5000, pollIntervalMs: 250, retentionHours: 0, shutdownTimeoutMs: 100, replication: false, slotName: 'wf_a', publicationName: 'wf_b',
       replicationWriters: 3, highWatermark: 1000, lowWatermark: 10, metricsPort: 9464,
       uiPort: 8321, uiHost: '0.0.0.0', uiToken: 'act-token-0123456789', uiViewToken: 'view-token-0123456789',
@@ -46,6 +47,30 @@ describe('configuration defaults', () => {
     expect(loadConfig({ workers: 1, replication: true }, env, '/srv')).toMatchObject({ workers: 1, replication: true });
     expect(loadConfig({}, { WALFLOW_DATABASE_URL: 'postgres://b/db' }, '/srv').databaseUrl).toBe('postgres://b/db');
     expect(loadConfig({}, { WALFLOW_DATABASE_URL: 'postgres://b/db', DATABASE_URL: 'postgres://a/db' }, '/srv').databaseUrl).toBe('postgres://a/db');
+  });
+
+  it('are the one table of defaults the Engine and the replication source read too', () => {
+    const c = loadConfig({}, {}, '/srv');
+    expect(c).toMatchObject({ maxInFlight: DEFAULTS.maxInFlight, workers: DEFAULTS.workers, highWatermark: DEFAULTS.highWatermark, lowWatermark: DEFAULTS.highWatermark / 2 });
+  });
+
+  it('the old name claimBatchSize (WALFLOW_CLAIM_BATCH_SIZE) still sets maxInFlight, with one deprecation warning per name', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      expect(loadConfig({}, { WALFLOW_CLAIM_BATCH_SIZE: '30' }, '/srv').maxInFlight).toBe(30);
+      expect(loadConfig({}, { WALFLOW_CLAIM_BATCH_SIZE: '31' }, '/srv').maxInFlight).toBe(31);
+      // The new name wins over the old one.
+      expect(loadConfig({}, { WALFLOW_CLAIM_BATCH_SIZE: '31', WALFLOW_MAX_IN_FLIGHT: '40' }, '/srv').maxInFlight).toBe(40);
+      expect(loadConfig({ claimBatchSize: 12 }, {}, '/srv')).toMatchObject({ maxInFlight: 12 });
+      expect(loadConfig({ claimBatchSize: 12 }, {}, '/srv')).not.toHaveProperty('claimBatchSize');
+      // A bad value is named by the variable it came from.
+      expect(problem({}, { WALFLOW_CLAIM_BATCH_SIZE: '0' })).toBe('invalid configuration: maxInFlight (WALFLOW_CLAIM_BATCH_SIZE): must be a whole number from 1 to 10000 (got "0")');
+      const messages = warn.mock.calls.map((c) => String(c[0]));
+      expect(messages.filter((m) => m.startsWith('WALFLOW_CLAIM_BATCH_SIZE is deprecated: use WALFLOW_MAX_IN_FLIGHT'))).toHaveLength(1);
+      expect(messages.filter((m) => m.startsWith('claimBatchSize is deprecated: use maxInFlight'))).toHaveLength(1);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('an empty variable counts as unset', () => {
@@ -65,7 +90,7 @@ describe('configuration errors', () => {
   it('name every bad key with its variable and the value given, in one message', () => {
     const msg = problem({}, {
       WALFLOW_WORKERS: 'lots', WALFLOW_LOG_LEVEL: 'loud', WALFLOW_REPLICATION: 'maybe', WALFLOW_SLOT_NAME: 'Bad-Name',
-      WALFLOW_LEASE_MS: '10', WALFLOW_CLAIM_BATCH_SIZE: '1.5', WALFLOW_METRICS_PORT: '-1',
+      WALFLOW_LEASE_MS: '10', WALFLOW_MAX_IN_FLIGHT: '1.5', WALFLOW_METRICS_PORT: '-1',
     });
     expect(msg).toMatch(/^invalid configuration: /);
     expect(msg).not.toContain('\n');
@@ -75,7 +100,7 @@ describe('configuration errors', () => {
       'replication (WALFLOW_REPLICATION): must be true or false (got "maybe")',
       'slotName (WALFLOW_SLOT_NAME): must be 1 to 63 lower-case letters, digits and _ (a replication slot name) (got "Bad-Name")',
       'leaseMs (WALFLOW_LEASE_MS): must be a whole number from 1000 to 3600000 (got "10")',
-      'claimBatchSize (WALFLOW_CLAIM_BATCH_SIZE): must be a whole number from 1 to 10000 (got "1.5")',
+      'maxInFlight (WALFLOW_MAX_IN_FLIGHT): must be a whole number from 1 to 10000 (got "1.5")',
       'metricsPort (WALFLOW_METRICS_PORT): must be a whole number from 0 to 65535 (got "-1")',
     ]) expect(msg).toContain(part);
   });

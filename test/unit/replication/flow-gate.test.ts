@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FlowGate } from '../../../src/replication/flow-gate.js';
-import { backoffMs } from '../../../src/replication/backoff.js';
+import { RECONNECT_BACKOFF } from '../../../src/config/defaults.js';
+import { backoffMs } from '../../../src/util/backoff.js';
 import { parseTableName } from '../../../src/replication/source-tables.js';
 
 describe('FlowGate', () => {
@@ -25,9 +26,9 @@ describe('FlowGate', () => {
 describe('helpers', () => {
   it('backs off exponentially with jitter, capped', () => {
     for (let i = 0; i < 50; i++) {
-      expect(backoffMs(0)).toBeGreaterThanOrEqual(100);
-      expect(backoffMs(0)).toBeLessThanOrEqual(200);
-      expect(backoffMs(30)).toBeLessThanOrEqual(5_000);
+      expect(backoffMs(0, RECONNECT_BACKOFF)).toBeGreaterThanOrEqual(100);
+      expect(backoffMs(0, RECONNECT_BACKOFF)).toBeLessThanOrEqual(200);
+      expect(backoffMs(30, RECONNECT_BACKOFF)).toBeLessThanOrEqual(5_000);
     }
   });
 

@@ -1,23 +1,41 @@
-// A worker: claims runnable runs in batches, executes them concurrently (up to `capacity` in flight),
-// renews their leases while they run, and hands them back on shutdown.
+// A worker loop: claims runnable runs in batches, executes them concurrently (up to `maxInFlight`),
+// renews their leases while they run, and hands them back on shutdown. (Named so as not to be taken
+// for Node's worker threads, which the local embedding model uses.)
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/define.js';
+import type { StepBatchers } from './batcher.js';
+import type { GroupWriter } from './group-writer.js';
 import { RunControl } from './run-control.js';
 import { executeRun, type ExecutorDeps, type RunEnd } from './run-executor.js';
-import { claimRuns, releaseRuns, renewLeases } from './store.js';
+import type { CheckpointItem } from './sql/checkpoint.js';
+import { claimRuns } from './sql/claim.js';
+import type { FailureItem } from './sql/fail.js';
+import { releaseRuns, renewLeases } from './sql/lease.js';
+import type { StepSlots } from './step-slots.js';
+import { sleep } from '../util/sleep.js';
 import { Wakeup } from './wakeup.js';
 
-export interface WorkerOptions {
+/** What every worker loop of a process shares: connections, identity, group commits, batchers, slots. */
+export interface WorkerLoopShared {
   pool: pg.Pool;
+  /** The loaded pipelines, read at each claim round (a live reload changes them). */
   pipelines: Map<string, Pipeline>;
   owner: string;
-  capacity: number;
   leaseMs: number;
   pollIntervalMs: number;
   log: Logger;
-  deps: Omit<ExecutorDeps, 'pool' | 'owner' | 'leaseMs' | 'log'>;
+  checkpoints: GroupWriter<CheckpointItem>;
+  failures: GroupWriter<FailureItem>;
+  batchers: StepBatchers;
+  slots: StepSlots;
   onRunEnd?: (pipeline: string, end: RunEnd) => void;
+  onStepDone?: (pipeline: string, step: string, ok: boolean, ms: number) => void;
+}
+
+export interface WorkerLoopOptions extends WorkerLoopShared {
+  /** Runs executing at once in this loop (a claim takes at most the free part). */
+  maxInFlight: number;
 }
 
 interface InFlight {
@@ -25,7 +43,7 @@ interface InFlight {
   done: Promise<void>;
 }
 
-export class Worker {
+export class WorkerLoop {
   private readonly inflight = new Map<string, InFlight>();
   private readonly wakeup = new Wakeup();
   private stopping = false;
@@ -33,8 +51,14 @@ export class Worker {
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly deps: ExecutorDeps;
 
-  constructor(private readonly o: WorkerOptions) {
-    this.deps = { ...o.deps, pool: o.pool, owner: o.owner, leaseMs: o.leaseMs, log: o.log };
+  constructor(private readonly o: WorkerLoopOptions) {
+    this.deps = {
+      pool: o.pool, owner: o.owner, leaseMs: o.leaseMs, log: o.log, checkpoints: o.checkpoints, failures: o.failures,
+      batcherFor: (pipeline, step) => o.batchers.for(pipeline, step),
+      acquireSlot: (pipeline, step, control) => o.slots.acquire(pipeline, step, control),
+      onRetryScheduled: (at) => this.wakeAt(at),
+      ...(o.onStepDone ? { onStepDone: o.onStepDone } : {}),
+    };
   }
 
   get inFlight(): number {
@@ -62,7 +86,7 @@ export class Worker {
   }
 
   private async claimLoop(): Promise<void> {
-    const { capacity } = this.o;
+    const capacity = this.o.maxInFlight;
     let next = 0; // round-robin start, so that every pipeline gets its turn at a scarce capacity
     while (!this.stopping) {
       const free = capacity - this.inflight.size;
@@ -150,7 +174,7 @@ export class Worker {
       await releaseRuns(this.o.pool, remaining, this.o.owner).catch((err: unknown) => this.o.log.error({ err }, 'could not release runs; they resume after their leases expire'));
       this.o.log.info({ released: remaining.length }, 'released unfinished runs');
     }
-    await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.race([all, sleep(1000)]);
     clearInterval(this.renewTimer);
     this.wakeup.close();
   }
