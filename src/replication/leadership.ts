@@ -9,7 +9,7 @@ import { maxLsn } from './lsn.js';
 import { publishedTables, syncPublication } from './publication.js';
 import { StreamSession, type SessionConfig } from './session.js';
 import { ensureSlot, slotInvalidation } from './slot.js';
-import { loadSourceTables, qualified, type SourceTable } from './source-tables.js';
+import { loadSourceTables, qualified, type SourceTable } from '../pipeline/source-tables.js';
 import { beat, loadDurableLsn, markLeader, clearLeader } from './state-store.js';
 import { recordErrors } from './run-writer.js';
 import type { ErrorItem } from './types.js';

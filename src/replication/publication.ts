@@ -3,7 +3,7 @@
 // own writes). Identifiers are always quoted by escapeIdentifier, never spliced in raw.
 import pg from 'pg';
 import { UserError } from '../errors.js';
-import { qualified, type TableName } from './source-tables.js';
+import { qualified, type TableName } from '../pipeline/source-tables.js';
 
 type Db = Pick<pg.ClientBase, 'query'>;
 

@@ -11,7 +11,7 @@ import type { Pipeline } from '../pipeline/define.js';
 import { backoffMs, sleep } from './backoff.js';
 import { LeaderLock } from './leader.js';
 import { Leadership } from './leadership.js';
-import type { SourceTable } from './source-tables.js';
+import type { SourceTable } from '../pipeline/source-tables.js';
 import { newCounters, type ReplicationCounters, type Route } from './types.js';
 import { checkServer, resolveSources, sourceTableNames } from './validate.js';
 

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
 import type { ChangeOp } from '../pipeline/types.js';
-import { loadSourceTables, parseTableName, qualified, type SourceTable, type TableName } from './source-tables.js';
+import { loadSourceTables, parseTableName, qualified, type SourceTable, type TableName } from '../pipeline/source-tables.js';
 import type { Route } from './types.js';
 
 const ALL_OPS: ChangeOp[] = ['insert', 'update', 'delete', 'truncate'];

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, Queryable, SourceRunInput, StepContext } from '../../pipeline/types.js';
-import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
+import { loadSourceTables, parseTableName, type TableName } from '../../pipeline/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
 import type { EmbedObserver } from '../embed/local-model.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FlowGate } from '../../../src/replication/flow-gate.js';
 import { backoffMs } from '../../../src/replication/backoff.js';
-import { parseTableName } from '../../../src/replication/source-tables.js';
+import { parseTableName } from '../../../src/pipeline/source-tables.js';
 
 describe('FlowGate', () => {
   it('closes at the backlog limit or while paused, and lets waiters go when it opens', async () => {

@@ -1,10 +1,11 @@
 // Source table names and what the catalog says about them (key columns, replica identity), which
-// validation, routing and TOAST re-reads all need.
+// validation, routing, TOAST re-reads, the embedding target and backfill all need: it lives in the
+// pipeline layer so that replication, steps and ops can all import it without importing each other.
 import type pg from 'pg';
-import { qualified, type TableName } from '../pipeline/table-name.js';
+import { qualified, type TableName } from './table-name.js';
 
-// Parsed in the pipeline layer, which checks a run input's `table` too.
-export { parseTableName, qualified, type TableName } from '../pipeline/table-name.js';
+// Parsed in table-name.ts, which checks a run input's `table` too.
+export { parseTableName, qualified, type TableName } from './table-name.js';
 
 export interface SourceTable extends TableName {
   oid: number;
