@@ -9,11 +9,11 @@ import { BehaviorSubject, filter, firstValueFrom, timeout, type Observable } fro
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
 import { backoffMs, sleep } from './backoff.js';
-import { LeaderLock } from './leader.js';
-import { Leadership } from './leadership.js';
+import { LeaderLock } from './leadership/leader-lock.js';
+import { Leadership } from './leadership/leader-duties.js';
 import type { SourceTable } from '../pipeline/source-tables.js';
 import { newCounters, type ReplicationCounters, type Route } from './types.js';
-import { checkServer, resolveSources, sourceTableNames } from './validate.js';
+import { checkServer, resolveSources, sourceTableNames } from './setup/validate.js';
 
 export interface ReplicationSourceOptions {
   url: string;

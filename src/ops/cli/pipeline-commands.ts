@@ -173,7 +173,7 @@ export function registerPipelineCommands(program: Command): void {
       const pipeline = await pickPipeline(config, name);
       if (!pipeline.source) throw new UserError(`pipeline "${name}" has no source table to backfill from`);
       const [{ Engine }, { backfill }, { createProgress }, { resolveSources }] = await Promise.all([
-        import('../../engine/engine.js'), import('../backfill.js'), import('../progress.js'), import('../../replication/validate.js'),
+        import('../../engine/engine.js'), import('../backfill.js'), import('../progress.js'), import('../../replication/index.js'),
       ]);
       const url = await resolveDatabaseUrl(config);
       // The source table exists and has a key, before the pipeline's setup runs against it.

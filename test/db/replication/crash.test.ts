@@ -2,8 +2,8 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
-import { syncPublication, dropPublication } from '../../../src/replication/publication.js';
-import { dropSlot, ensureSlot } from '../../../src/replication/slot.js';
+import { syncPublication, dropPublication } from '../../../src/replication/setup/publication.js';
+import { dropSlot, ensureSlot } from '../../../src/replication/setup/slot.js';
 import { count, register, slotName, waitFor } from './helpers.js';
 import { spawnConsumer, type Consumer } from './processes.js';
 

@@ -4,8 +4,8 @@ import pino from 'pino';
 import { definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
 import type { SourceDefinition } from '../../../src/pipeline/types.js';
 import { ReplicationSource, type ReplicationSourceOptions } from '../../../src/replication/replication-source.js';
-import { dropPublication } from '../../../src/replication/publication.js';
-import { dropSlot } from '../../../src/replication/slot.js';
+import { dropPublication } from '../../../src/replication/setup/publication.js';
+import { dropSlot } from '../../../src/replication/setup/slot.js';
 
 export const testLogger = pino({ level: process.env.WALFLOW_TEST_LOG ?? 'silent' });
 

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { databaseUrl, useTestDatabase } from '../../harness/db.js';
-import { dropSlot } from '../../../src/replication/slot.js';
+import { dropSlot } from '../../../src/replication/setup/slot.js';
 import { count, pipeline, register, slotName, source, teardown, waitFor } from './helpers.js';
 
 const db = useTestDatabase();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlowGate } from '../../../src/replication/flow-gate.js';
+import { FlowGate } from '../../../src/replication/stream/flow-gate.js';
 import { backoffMs } from '../../../src/replication/backoff.js';
 import { parseTableName } from '../../../src/pipeline/source-tables.js';
 

@@ -1,7 +1,7 @@
 // The pgoutput slot: created when missing (it then starts at the current WAL position), checked to
 // be logical, pgoutput and of this database when it exists.
 import type pg from 'pg';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 
 type Db = Pick<pg.ClientBase, 'query'>;
 

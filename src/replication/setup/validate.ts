@@ -2,11 +2,11 @@
 // can do logical replication, the role may, and every source table exists, is not walflow's own,
 // and has a key that deletes and updates can be matched by.
 import type pg from 'pg';
-import { UserError } from '../errors.js';
-import type { Pipeline } from '../pipeline/define.js';
-import type { ChangeOp } from '../pipeline/types.js';
-import { loadSourceTables, parseTableName, qualified, type SourceTable, type TableName } from '../pipeline/source-tables.js';
-import type { Route } from './types.js';
+import { UserError } from '../../errors.js';
+import type { Pipeline } from '../../pipeline/define.js';
+import type { ChangeOp } from '../../pipeline/types.js';
+import { loadSourceTables, parseTableName, qualified, type SourceTable, type TableName } from '../../pipeline/source-tables.js';
+import type { Route } from '../types.js';
 
 const ALL_OPS: ChangeOp[] = ['insert', 'update', 'delete', 'truncate'];
 const OWN_SCHEMA = 'walflow';

@@ -4,7 +4,7 @@
 // after it are replayed, and their dedupe ids make the replay harmless. One write at a time:
 // positions that arrive meanwhile are coalesced into the next.
 import type pg from 'pg';
-import { compareLsn } from './lsn.js';
+import { compareLsn } from '../stream/lsn.js';
 import { recordDurableLsn } from './state-store.js';
 
 export class DurableRecorder {

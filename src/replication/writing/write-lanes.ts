@@ -9,7 +9,7 @@
 // after this operator says the batch holding it, and everything before it, is committed.
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { WriteItem } from '../types.js';
-import { compareLsn } from '../lsn.js';
+import { compareLsn } from '../stream/lsn.js';
 
 export interface CommittedBatch {
   /** The last boundary in the batch (a position safe to acknowledge now), or null. */

@@ -14,7 +14,7 @@ import { Observable, type Subscription } from 'rxjs';
 import type { Logger } from 'pino';
 import { formatLsn, parseLsn, ZERO_LSN } from './lsn.js';
 import { PgoutputMapper } from './pgoutput-mapper.js';
-import type { WalItem } from './types.js';
+import type { WalItem } from '../types.js';
 
 export interface WalStreamOptions {
   url: string;

@@ -2,7 +2,7 @@
 // the WAL does not repeat it). Only those columns are filled in, from the current row; if the row
 // is gone, a later change of it (its delete) is still ahead in the WAL.
 import pg from 'pg';
-import type { RawChange, Row } from './types.js';
+import type { RawChange, Row } from '../types.js';
 
 const CHUNK = 500;
 

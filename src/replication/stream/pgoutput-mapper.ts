@@ -2,9 +2,9 @@
 // rows share one commit LSN, so (commit LSN, index) is the change's identity), notes which columns
 // came as unchanged TOAST, and marks commit and heartbeat positions.
 import type { Pgoutput } from 'pg-logical-replication';
-import type { ChangeOp } from '../pipeline/types.js';
+import type { ChangeOp } from '../../pipeline/types.js';
 import { formatLsn, parseLsn } from './lsn.js';
-import type { Boundary, RawChange, Row, WalItem } from './types.js';
+import type { Boundary, RawChange, Row, WalItem } from '../types.js';
 
 /** The prefix of walflow's own logical messages (heartbeats). */
 export const MESSAGE_PREFIX = 'walflow';

@@ -4,9 +4,9 @@
 // writer has committed everything before it (see operators/write-lanes.ts, durable-recorder.ts).
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { redactSecrets } from '../errors.js';
-import { startRunsFast } from '../engine/fast-start.js';
-import type { ErrorItem, ReplicationCounters, StartItem, WriteItem } from './types.js';
+import { redactSecrets } from '../../errors.js';
+import { startRunsFast } from '../../engine/fast-start.js';
+import type { ErrorItem, ReplicationCounters, StartItem, WriteItem } from '../types.js';
 
 export interface WriteResult {
   created: number;

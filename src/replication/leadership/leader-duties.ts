@@ -3,16 +3,16 @@
 // called, with a heartbeat that advances idle slots and watches for dropped source tables.
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { backoffMs, sleep } from './backoff.js';
+import { backoffMs, sleep } from '../backoff.js';
 import { EMIT_HEARTBEAT, startHeartbeat } from './heartbeat.js';
-import { maxLsn } from './lsn.js';
-import { publishedTables, syncPublication } from './publication.js';
-import { StreamSession, type SessionConfig } from './session.js';
-import { ensureSlot, slotInvalidation } from './slot.js';
-import { loadSourceTables, qualified, type SourceTable } from '../pipeline/source-tables.js';
-import { beat, loadDurableLsn, markLeader, clearLeader } from './state-store.js';
-import { recordErrors } from './run-writer.js';
-import type { ErrorItem } from './types.js';
+import { maxLsn } from '../stream/lsn.js';
+import { publishedTables, syncPublication } from '../setup/publication.js';
+import { StreamSession, type SessionConfig } from '../stream/session.js';
+import { ensureSlot, slotInvalidation } from '../setup/slot.js';
+import { loadSourceTables, qualified, type SourceTable } from '../../pipeline/source-tables.js';
+import { beat, loadDurableLsn, markLeader, clearLeader } from '../writing/state-store.js';
+import { recordErrors } from '../writing/run-writer.js';
+import type { ErrorItem } from '../types.js';
 
 export interface LeadershipConfig extends Omit<SessionConfig, 'onDurable'> {
   leaderId: string;

@@ -2,8 +2,8 @@
 // tables added and removed as pipelines change, never FOR ALL TABLES (that would publish walflow's
 // own writes). Identifiers are always quoted by escapeIdentifier, never spliced in raw.
 import pg from 'pg';
-import { UserError } from '../errors.js';
-import { qualified, type TableName } from '../pipeline/source-tables.js';
+import { UserError } from '../../errors.js';
+import { qualified, type TableName } from '../../pipeline/source-tables.js';
 
 type Db = Pick<pg.ClientBase, 'query'>;
 
