@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chunkText, type Chunk, type ChunkOptions } from '../../src/steps/chunk/splitter.js';
-import { createLocalTokenizer } from '../../src/steps/embed/local-model.js';
+import { createLocalTokenizer } from '../../src/steps/embedders/local-model.js';
 
 // The real USE-lite tokenizer: no model, no worker, loads in ~50 ms.
 let countTokens: (s: string) => number;

@@ -14,7 +14,7 @@ import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, Queryable, SourceRunInput, StepContext } from '../../pipeline/types.js';
 import { loadSourceTables, parseTableName, type TableName } from '../../pipeline/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
-import type { EmbedObserver } from '../embed/local-model.js';
+import type { EmbedObserver } from '../embedders/embedder.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
 import { checkTemplateColumns, columnList, resolveTemplateColumns } from './template-columns.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';

@@ -23,7 +23,7 @@ import { dropSlot } from '../../../src/replication/setup/slot.js';
 import { ReplicationSource } from '../../../src/replication/replication-source.js';
 import { resolveSources } from '../../../src/replication/setup/validate.js';
 import { chunkText } from '../../../src/steps/chunk/splitter.js';
-import { estimateTokens } from '../../../src/steps/embed/openai-provider.js';
+import { estimateTokens } from '../../../src/steps/embedders/openai-provider.js';
 import { createEmbeddingPipeline } from '../../../src/steps/embedding/pipeline.js';
 import { ensureTarget } from '../../../src/steps/embedding/target.js';
 import { createCountedSchema } from '../../fixtures/chaos/schema.js';

@@ -32,7 +32,7 @@ describe('the published files', () => {
     const files = (JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as [{ files: { path: string }[] }])[0].files.map((f) => f.path);
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/index.d.ts');
-    expect(files).toContain('dist/steps/embed/local-worker.js');
+    expect(files).toContain('dist/steps/embedders/local-worker.js');
     expect(files).toContain('bin/walflow.js');
     expect(files).toContain('sql/0001_engine.sql');
     expect(files.filter((f) => /^(src|test|bench|\.ci)\//.test(f) || f.endsWith('.map'))).toEqual([]);

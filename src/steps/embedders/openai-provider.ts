@@ -37,7 +37,7 @@
 import { setMaxListeners } from 'node:events';
 import { UserError } from '../../errors.js';
 import { abortableSleep, backoffDelayMs, parseRetryAfterMs, Semaphore, TokenBucket } from './http-limits.js';
-import type { EmbedFault, EmbedObserver, Embedder } from './local-model.js';
+import type { EmbedFault, EmbedObserver, Embedder } from './embedder.js';
 import {
   BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, EmbeddingProviderError, MAX_DETAIL_CHARS, MAX_IN_CALL_WAIT_MS, OPENAI_DEFAULTS, SECRET_HEADER, TIMEOUT, attemptsSuffix, describeType, embeddingsEndpoint, estimateTokens, positiveInteger, serverErrorCode, serverMessage,
 } from './openai-support.js';

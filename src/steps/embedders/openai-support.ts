@@ -1,7 +1,7 @@
 // Types, errors, defaults and request helpers of the OpenAI-compatible embedder (see
 // openai-provider.ts for what one embed() call does).
 import { UserError } from '../../errors.js';
-import type { Embedder } from './local-model.js';
+import type { Embedder } from './embedder.js';
 
 export interface OpenAIProviderOptions {
   /** e.g. https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama), an Azure deployment URL (with its ?api-version=). */
