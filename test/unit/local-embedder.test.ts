@@ -9,9 +9,9 @@ import {
   createPackageTokenizer,
   spawnLocalWorker,
   WorkerPool,
-  type Embedder,
   type LocalTokenizer,
 } from '../../src/steps/embedders/local-model.js';
+import type { Embedder } from '../../src/steps/embedders/embedder.js';
 import { mulberry32 as rng } from '../harness/random.js';
 
 const MODEL_TIMEOUT = 60_000;
