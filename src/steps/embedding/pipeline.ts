@@ -46,7 +46,7 @@ export interface EmbeddingPipelineOptions {
   separators?: string[];
   /** Chunks embedded per provider call, and how long a call waits to fill up. */
   batch?: { maxItems: number; maxWaitMs: number };
-  /** Source events to react to (default all: insert, update, delete, truncate). */
+  /** Source columns to watch: an UPDATE that changes none of them starts no run (source.columns). Default: any column. */
   columns?: string[];
   /**
    * The HNSW index is built (CONCURRENTLY) once the target has this many rows, or as soon as the
