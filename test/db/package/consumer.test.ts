@@ -11,7 +11,7 @@ import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import {
   CONSUMER_TS, CONSUMER_TSCONFIG, engineApp, makeProject, mustRun, pack, pipelineFiles, ROOT, run, spawnNpx, TSC, type Kind,
-} from './scratch-project.js';
+} from './support/scratch-project.js';
 
 const db = useTestDatabase();
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-consumer-'));

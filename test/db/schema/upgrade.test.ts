@@ -11,7 +11,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadDefinitions, loadMigrations, migrate } from '../../../src/db/migrate.js';
 import { databaseUrl, withAdmin } from '../../harness/db.js';
-import { schemaFingerprint } from './fingerprint.js';
+import { schemaFingerprint } from './support/fingerprint.js';
 
 const LEGACY_DIR = fileURLToPath(new URL('../../fixtures/schema-0007/', import.meta.url));
 const created: string[] = [];

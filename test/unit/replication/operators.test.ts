@@ -9,7 +9,7 @@ import { filterByPredicate } from '../../../src/replication/operators/filter-whe
 import { fillUnchangedToast } from '../../../src/replication/operators/fill-toast.js';
 import { routeToPipelines } from '../../../src/replication/operators/route.js';
 import type { RawChange } from '../../../src/replication/types.js';
-import { change, commit, route, routed } from './fixtures.js';
+import { change, commit, route, routed } from './support/fixtures.js';
 
 const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 

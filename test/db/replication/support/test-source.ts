@@ -1,11 +1,11 @@
 // Shared by the replication db tests: pipelines, a source with test-friendly timings, polling.
 import pg from 'pg';
 import pino from 'pino';
-import { definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
-import type { SourceDefinition } from '../../../src/pipeline/types.js';
-import { ReplicationSource, type ReplicationSourceOptions } from '../../../src/replication/replication-source.js';
-import { dropPublication } from '../../../src/replication/setup/publication.js';
-import { dropSlot } from '../../../src/replication/setup/slot.js';
+import { definePipeline, type Pipeline } from '../../../../src/pipeline/define.js';
+import type { SourceDefinition } from '../../../../src/pipeline/types.js';
+import { ReplicationSource, type ReplicationSourceOptions } from '../../../../src/replication/replication-source.js';
+import { dropPublication } from '../../../../src/replication/setup/publication.js';
+import { dropSlot } from '../../../../src/replication/setup/slot.js';
 
 export const testLogger = pino({ level: process.env.WALFLOW_TEST_LOG ?? 'silent' });
 
@@ -48,7 +48,7 @@ export async function teardown(db: pg.Pool, src: ReplicationSource, slot: string
 }
 
 // One waitFor for every test (it was duplicated here).
-export { waitFor } from '../../harness/wait.js';
+export { waitFor } from '../../../harness/wait.js';
 
 export async function count(db: pg.Pool, sql: string, params: unknown[] = []): Promise<number> {
   const { rows } = await db.query<{ n: string }>(sql, params);

@@ -1,5 +1,5 @@
 // Sizes of the in-test variant of the fault-injection suite (bench/chaos at its issue sizes is `npm run chaos`).
-import type { ScenarioOptions } from '../../../bench/chaos/scenarios.js';
+import type { ScenarioOptions } from '../../../../bench/chaos/scenarios.js';
 
 export const SMALL: ScenarioOptions = {
   killRows: 300, kills: 4,

@@ -1,6 +1,6 @@
 // Small builders for replication unit tests.
-import type { Boundary, RawChange, Route, RoutedChange } from '../../../src/replication/types.js';
-import type { ChangeOp } from '../../../src/pipeline/types.js';
+import type { Boundary, RawChange, Route, RoutedChange } from '../../../../src/replication/types.js';
+import type { ChangeOp } from '../../../../src/pipeline/types.js';
 
 export function change(op: ChangeOp, row: Record<string, unknown> | null, extra: Partial<RawChange> = {}): RawChange {
   return {

@@ -4,10 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const BIN = fileURLToPath(new URL('../../../bin/walflow.js', import.meta.url));
-export const FIXTURE_PIPELINES = fileURLToPath(new URL('../../fixtures/ops/pipelines/', import.meta.url));
-export const SECRET_PIPELINES = fileURLToPath(new URL('../../fixtures/ops/secret-pipelines/', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../../../bin/walflow.js', import.meta.url));
+export const FIXTURE_PIPELINES = fileURLToPath(new URL('../../../fixtures/ops/pipelines/', import.meta.url));
+export const SECRET_PIPELINES = fileURLToPath(new URL('../../../fixtures/ops/secret-pipelines/', import.meta.url));
 
 export interface CliResult {
   code: number | null;

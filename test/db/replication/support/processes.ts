@@ -4,7 +4,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const FIXTURE = fileURLToPath(new URL('../../fixtures/replication/consumer.ts', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../../fixtures/replication/consumer.ts', import.meta.url));
 const ROOT = path.resolve(path.dirname(FIXTURE), '../../..');
 
 export interface Consumer {
