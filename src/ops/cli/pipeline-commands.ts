@@ -9,7 +9,7 @@ import { loadPipelineDir, loadPipelines, mergeFiles } from '../../pipeline/load.
 import type { EmbeddingPipeline } from '../../steps/embedding/pipeline.js';
 import type { ConsoleServer } from '../../console/server.js';
 import type { MetricsServer } from '../metrics-server.js';
-import { emit, formatTable, withClient } from './output.js';
+import { emit, formatTable, withClient } from '../output.js';
 
 /** Same test as steps/embedding's isEmbeddingPipeline, without loading the embedding modules. */
 function isEmbeddingPipeline(p: Pipeline): p is EmbeddingPipeline {

@@ -1,6 +1,7 @@
-// Command output: human tables by default, one JSON document with --json.
-import { loadConfig, type ConfigInput, type WalflowConfig } from '../../config/config.js';
-import { connectClient, resolveDatabaseUrl } from '../../db/connection.js';
+// Command output: human tables by default, one JSON document with --json; number and size formatting
+// shared by the CLI and the console (which is why it sits here, below both, not in cli/).
+import { loadConfig, type ConfigInput, type WalflowConfig } from '../config/config.js';
+import { connectClient, resolveDatabaseUrl } from '../db/connection.js';
 import type pg from 'pg';
 
 export function formatTable(rows: Record<string, unknown>[], columns?: string[]): string {
