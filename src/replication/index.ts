@@ -6,6 +6,6 @@
 // writing/ (run starts and the durable position), leadership/ (one consumer per slot).
 export { ReplicationSource, type ReplicationSourceOptions, type ReplicationStatus, type ReplicationRole } from './replication-source.js';
 export type { ReplicationCounters } from './types.js';
-export { checkServer, resolveSources, sourceTableNames, type ResolvedSources } from './setup/validate.js';
+export { checkServer, resolveSources, type ResolvedSources } from './setup/validate.js';
 export { dropSlot } from './setup/slot.js';
 export { dropPublication } from './setup/publication.js';
