@@ -1,6 +1,7 @@
 // Turns a routed change into the run to start: its input (the ChangeEvent), its run key (the table
 // key: one column → its text, several → a JSON array) and its dedupe id (commit LSN + position in
-// the transaction), which makes a replay after a crash start nothing twice.
+// the transaction), which makes a replay after a crash start nothing twice. Key and id follow the
+// rules in pipeline/run-identity.ts, which backfill shares.
 import { Observable, type OperatorFunction } from 'rxjs';
 import { dedupeIdOf, runKeyOf } from '../../pipeline/run-identity.js';
 import { routedChangeError, type Boundary, type ErrorItem, type RoutedChange, type Row, type StartItem, type WalChangeEvent } from '../types.js';
