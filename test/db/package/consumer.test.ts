@@ -34,7 +34,7 @@ describe('the published files', () => {
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('dist/steps/embedders/local-worker.js');
     expect(files).toContain('bin/walflow.js');
-    expect(files).toContain('sql/0001_engine.sql');
+    expect(files).toContain('sql/migrations/0001_engine.sql');
     expect(files.filter((f) => /^(src|test|bench|\.ci)\//.test(f) || f.endsWith('.map'))).toEqual([]);
     expect(files.filter((f) => !/^(dist|bin|sql|docs)\//.test(f)).sort()).toEqual([
       'CHANGELOG.md', 'README.md', 'package.json', 'pipelines/embed-documents.ts', 'scripts/setup-postgres.sh',
