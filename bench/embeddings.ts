@@ -5,7 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { Engine } from '../src/engine/engine.js';
 import { backfill } from '../src/ops/backfill.js';
-import { createLocalEmbedder } from '../src/steps/embed/local-model.js';
+import { createLocalEmbedder } from '../src/steps/embedders/local-model.js';
 import { createEmbeddingPipeline } from '../src/steps/embedding/pipeline.js';
 import { benchDatabase, machine, printTable, RssSampler } from './harness.js';
 

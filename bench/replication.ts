@@ -16,8 +16,8 @@ import { EmbeddedCluster } from '../src/db/embedded-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { definePipeline } from '../src/pipeline/define.js';
 import { ReplicationSource } from '../src/replication/replication-source.js';
-import { RunWriter } from '../src/replication/run-writer.js';
-import { dropSlot } from '../src/replication/slot.js';
+import { RunWriter } from '../src/replication/writing/run-writer.js';
+import { dropSlot } from '../src/replication/setup/slot.js';
 import { connectClients } from './harness.js';
 
 const { values: args } = parseArgs({

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { chunkText } from '../../src/steps/chunk/splitter.js';
-import { estimateTokens } from '../../src/steps/embed/openai-provider.js';
+import { estimateTokens } from '../../src/steps/embedders/openai-provider.js';
 import { fromPgVector } from '../../src/steps/embedding/vectors.js';
 import { fakeEmbedding, startFakeEmbeddingsServer, type FaultSpec } from '../../test/fixtures/fake-embeddings-server.js';
 import { CHAOS_CHUNKING } from '../../test/fixtures/chaos/pipelines/embed.js';

@@ -2,7 +2,7 @@
 // (walflow.status, list_runs, run_timeline, replication_status, worker_health, retry, cancel).
 // Each query runs only when a page (or its live refresh) asks: no page open, no load.
 import type pg from 'pg';
-import { num } from '../ops/cli/output.js';
+import { num } from '../ops/output.js';
 
 export const STATUSES = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'superseded'] as const;
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

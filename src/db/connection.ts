@@ -5,8 +5,7 @@ import { UserError, redactSecrets } from '../errors.js';
 import type { WalflowConfig } from '../config/config.js';
 import { EmbeddedCluster } from './embedded-cluster.js';
 
-// int8 (LSNs, counts) as JS numbers would lose precision silently; keep them as strings, except
-// for count(*) style results which callers convert explicitly.
+/** Checks DATABASE_URL's shape before connecting: a typo fails with one line that never echoes the password. */
 export function validateDatabaseUrl(url: string): string {
   let parsed: URL;
   try {
@@ -73,8 +72,4 @@ export async function connectClient(url: string): Promise<pg.Client> {
     throw explainConnectError(err, url);
   }
   return client;
-}
-
-export function createPool(url: string, max = 10): pg.Pool {
-  return new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000 });
 }

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.js';
 import type { Pipeline } from '../pipeline/define.js';
-import { loadSourceTables, parseTableName, qualified } from '../replication/source-tables.js';
+import { loadSourceTables, parseTableName, qualified } from '../pipeline/source-tables.js';
 import { backfill, estimateRows } from './backfill.js';
 import { sleep } from '../util/sleep.js';
 

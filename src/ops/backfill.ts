@@ -20,8 +20,8 @@ import type { Engine } from '../engine/engine.js';
 import { UserError } from '../errors.js';
 import type { Pipeline } from '../pipeline/define.js';
 import type { SourceRunInput } from '../pipeline/types.js';
-import { runKeyOf } from '../replication/operators/extract-keys.js';
-import { loadSourceTables, parseTableName, qualified } from '../replication/source-tables.js';
+import { runKeyOf } from '../pipeline/run-identity.js';
+import { loadSourceTables, parseTableName, qualified } from '../pipeline/source-tables.js';
 import { sleep } from '../util/sleep.js';
 
 export interface BackfillProgress {

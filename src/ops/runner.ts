@@ -6,8 +6,7 @@ import { connectClient } from '../db/connection.js';
 import { migrate } from '../db/migrate.js';
 import { Engine } from '../engine/engine.js';
 import type { Pipeline } from '../pipeline/define.js';
-import { ReplicationSource } from '../replication/index.js';
-import { checkServer, resolveSources, type ResolvedSources } from '../replication/validate.js';
+import { checkServer, ReplicationSource, resolveSources, type ResolvedSources } from '../replication/index.js';
 import { AutoBackfiller } from './auto-backfill.js';
 import { WalflowMetrics } from './metrics.js';
 

@@ -66,13 +66,6 @@ export async function loadPipelineDir(dir: string): Promise<{ file: string; pipe
   return loaded;
 }
 
-export async function loadPipelines(dir: string, only?: string[]): Promise<Pipeline[]> {
-  let pipelines = mergeFiles(await loadPipelineDir(dir));
-  if (only && only.length > 0) {
-    const names = new Set(pipelines.map((p) => p.name));
-    const missing = only.filter((n) => !names.has(n));
-    if (missing.length) throw new UserError(`no pipeline named ${missing.map((m) => `"${m}"`).join(', ')} in ${dir} (found: ${[...names].join(', ') || 'none'})`);
-    pipelines = pipelines.filter((p) => only.includes(p.name));
-  }
-  return pipelines;
+export async function loadPipelines(dir: string): Promise<Pipeline[]> {
+  return mergeFiles(await loadPipelineDir(dir));
 }

@@ -10,11 +10,11 @@ import { DEFAULTS, defaultLowWatermark, RECONNECT_BACKOFF } from '../config/defa
 import { backoffMs } from '../util/backoff.js';
 import { newProcessId } from '../util/process-id.js';
 import { sleep } from '../util/sleep.js';
-import { LeaderLock } from './leader.js';
-import { Leadership } from './leadership.js';
-import type { SourceTable } from './source-tables.js';
+import { LeaderLock } from './leadership/leader-lock.js';
+import { Leadership } from './leadership/leader-duties.js';
+import type { SourceTable } from '../pipeline/source-tables.js';
 import { newCounters, type ReplicationCounters, type Route } from './types.js';
-import { checkServer, resolveSources, sourceTableNames, type ResolvedSources } from './validate.js';
+import { checkServer, resolveSources, sourceTableNames, type ResolvedSources } from './setup/validate.js';
 
 export interface ReplicationSourceOptions {
   url: string;

@@ -9,14 +9,14 @@ import {
   createPackageTokenizer,
   spawnLocalWorker,
   WorkerPool,
-  type Embedder,
   type LocalTokenizer,
-} from '../../src/steps/embed/local-model.js';
+} from '../../src/steps/embedders/local-model.js';
+import type { Embedder } from '../../src/steps/embedders/embedder.js';
 import { mulberry32 as rng } from '../harness/random.js';
 
 const MODEL_TIMEOUT = 60_000;
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const modelModule = new URL('../../src/steps/embed/local-model.ts', import.meta.url).href;
+const modelModule = new URL('../../src/steps/embedders/local-model.ts', import.meta.url).href;
 
 function cosine(a: Float32Array, b: Float32Array): number {
   let dot = 0;

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { backoffMs } from '../../src/util/backoff.js';
-import { parseRetryAfterMs, Semaphore, TokenBucket } from '../../src/steps/embed/http-limits.js';
+import { parseRetryAfterMs, Semaphore, TokenBucket } from '../../src/steps/embedders/http-limits.js';
 import {
   createOpenAIEmbedder,
   EmbeddingProviderError,
@@ -9,7 +9,7 @@ import {
   type EmbedFault,
   type OpenAIEmbedder,
   type OpenAIProviderOptions,
-} from '../../src/steps/embed/openai-provider.js';
+} from '../../src/steps/embedders/openai-provider.js';
 import { fakeEmbedding, startFakeEmbeddingsServer, type FakeEmbeddingsServer } from '../fixtures/fake-embeddings-server.js';
 
 const DIMS = 8;

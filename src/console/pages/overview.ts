@@ -1,7 +1,7 @@
 // Overview: every pipeline's counts and completion rate, replication slots and their lag, worker
 // processes. The body is also served alone as /fragments/overview, which the page re-fetches every
 // few seconds (htmx polling) only while it is open.
-import { formatBytes, formatSeconds } from '../../ops/cli/output.js';
+import { formatBytes, formatSeconds } from '../../ops/output.js';
 import { dataJson, html, type Html } from '../html.js';
 import { ago, layout, type PageContext } from '../layout.js';
 import type { Overview } from '../queries.js';

@@ -1,7 +1,7 @@
 // A run: its input (pretty JSON, a preview of large values with a link to the whole), its step
 // timeline as bars with durations, every attempt with its error and stack, outputs (size and
 // preview), and where it came from (WAL position). Unfinished runs refresh while the page is open.
-import { formatBytes } from '../../ops/cli/output.js';
+import { formatBytes } from '../../ops/output.js';
 import { html, type Html } from '../html.js';
 import { actionButton, actionsNote, isoTime, layout, statusBadge, type PageContext } from '../layout.js';
 import { PREVIEW_CHARS, type RunDetail, type TimelineRow } from '../queries.js';

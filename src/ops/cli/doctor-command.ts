@@ -2,7 +2,7 @@
 // (warnings allowed), 2 when a check failed; the checklist is printed either way.
 import type { Command } from 'commander';
 import { doctorExitCode, runDoctor, type Check } from '../doctor.js';
-import { emit, withClient } from './output.js';
+import { emit, withClient } from '../output.js';
 
 const MARK: Record<Check['status'], string> = { ok: '[ok]  ', warn: '[warn]', fail: '[FAIL]' };
 

@@ -9,7 +9,7 @@ import { loadPipelineDir, loadPipelines, mergeFiles } from '../../pipeline/load.
 import type { EmbeddingPipeline } from '../../steps/embedding/pipeline.js';
 import type { ConsoleServer } from '../../console/server.js';
 import type { MetricsServer } from '../metrics-server.js';
-import { emit, formatTable, withClient } from './output.js';
+import { emit, formatTable, withClient } from '../output.js';
 
 /** Same test as steps/embedding's isEmbeddingPipeline, without loading the embedding modules. */
 function isEmbeddingPipeline(p: Pipeline): p is EmbeddingPipeline {
@@ -173,7 +173,7 @@ export function registerPipelineCommands(program: Command): void {
       const pipeline = await pickPipeline(config, name);
       if (!pipeline.source) throw new UserError(`pipeline "${name}" has no source table to backfill from`);
       const [{ Engine }, { backfill }, { createProgress }, { resolveSources }] = await Promise.all([
-        import('../../engine/engine.js'), import('../backfill.js'), import('../progress.js'), import('../../replication/validate.js'),
+        import('../../engine/engine.js'), import('../backfill.js'), import('../progress.js'), import('../../replication/index.js'),
       ]);
       const url = await resolveDatabaseUrl(config);
       // The source table exists and has a key, before the pipeline's setup runs against it.

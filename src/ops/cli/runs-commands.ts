@@ -1,7 +1,7 @@
 // Inspecting and steering runs: status, runs, inspect, retry, cancel.
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
-import { emit, formatBytes, formatSeconds, formatTable, num, withClient } from './output.js';
+import { emit, formatBytes, formatSeconds, formatTable, num, withClient } from '../output.js';
 
 const STATUSES = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'superseded'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

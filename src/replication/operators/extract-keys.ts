@@ -1,26 +1,10 @@
 // Turns a routed change into the run to start: its input (the ChangeEvent), its run key (the table
 // key: one column → its text, several → a JSON array) and its dedupe id (commit LSN + position in
-// the transaction), which makes a replay after a crash start nothing twice.
+// the transaction), which makes a replay after a crash start nothing twice. Key and id follow the
+// rules in pipeline/run-identity.ts, which backfill shares.
 import { Observable, type OperatorFunction } from 'rxjs';
+import { dedupeIdOf, runKeyOf } from '../../pipeline/run-identity.js';
 import { routedChangeError, type Boundary, type ErrorItem, type RoutedChange, type Row, type StartItem, type WalChangeEvent } from '../types.js';
-
-export function dedupeIdOf(lsn: string, index: number): string {
-  // Zero-padded so ids of one transaction sort by position; the LSN keeps them unique across them.
-  return `${lsn}/${String(index).padStart(10, '0')}`;
-}
-
-function keyText(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
-}
-
-export function runKeyOf(key: Row | null, columns: readonly string[]): string | null {
-  if (key === null) return null;
-  if (columns.length === 1) return keyText(key[columns[0]!]);
-  return JSON.stringify(columns.map((c) => {
-    const v = key[c];
-    return v instanceof Date ? v.toISOString() : v;
-  }));
-}
 
 function keyError(item: RoutedChange, missing: string[]): ErrorItem {
   const { change, route } = item;

@@ -2,7 +2,6 @@
 // none of its declared columns. Dropped changes are reported (counted), never silently lost.
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { Boundary, RoutedChange } from '../types.js';
-import { sameValue } from './values.js';
 
 export type FilterReason = 'event' | 'columns' | 'where' | 'row-gone';
 
@@ -36,4 +35,14 @@ export function filterByDeclaration(
         complete: () => sub.complete(),
       }),
     );
+}
+
+// Equality of decoded column values (numbers, strings, Dates, arrays, JSON objects), used to tell
+// whether an UPDATE changed a column when the full old row is known.
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || a === undefined || b === undefined) return false;
+  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
+  if (typeof a === 'object' && typeof b === 'object') return JSON.stringify(a) === JSON.stringify(b);
+  return false;
 }

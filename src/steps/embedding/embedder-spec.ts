@@ -1,7 +1,8 @@
 // Which embedding model a pipeline uses, resolved to one shared Embedder per process.
 import { readSecret } from '../../config/config.js';
 import { UserError } from '../../errors.js';
-import { createLocalEmbedder, LOCAL_DIMENSIONS, LOCAL_MAX_INPUT_TOKENS, LOCAL_MODEL_NAME, type Embedder } from '../embed/local-model.js';
+import type { Embedder } from '../embedders/embedder.js';
+import { createLocalEmbedder, LOCAL_DIMENSIONS, LOCAL_MAX_INPUT_TOKENS, LOCAL_MODEL_NAME } from '../embedders/local-model.js';
 
 export type { Embedder };
 
@@ -57,7 +58,7 @@ export function acquireEmbedder(spec: EmbedderSpec): { embedder: Promise<Embedde
 async function createEmbedder(spec: EmbedderSpec): Promise<Embedder> {
   if (spec.provider === 'local') return createLocalEmbedder({ threads: spec.threads ?? 1 });
   if (!/^https?:\/\//.test(spec.baseURL)) throw new UserError(`embedder baseURL must be an http(s) URL (got "${spec.baseURL}")`);
-  const { createOpenAIEmbedder } = await import('../embed/openai-provider.js');
+  const { createOpenAIEmbedder } = await import('../embedders/openai-provider.js');
   const apiKey = spec.apiKeyEnv ? readSecret(spec.apiKeyEnv) : undefined;
   if (spec.apiKeyEnv && !apiKey) throw new UserError(`the embedding API key variable ${spec.apiKeyEnv} is not set`);
   const { provider: _p, apiKeyEnv: _k, ...rest } = spec;

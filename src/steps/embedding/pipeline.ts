@@ -12,9 +12,9 @@ import type { Logger } from 'pino';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { BatchItem, Queryable, SourceRunInput, StepContext } from '../../pipeline/types.js';
-import { loadSourceTables, parseTableName, type TableName } from '../../replication/source-tables.js';
+import { loadSourceTables, parseTableName, type TableName } from '../../pipeline/source-tables.js';
 import { chunkText, type ChunkOptions } from '../chunk/splitter.js';
-import type { EmbedObserver } from '../embed/local-model.js';
+import type { EmbedObserver } from '../embedders/embedder.js';
 import { acquireEmbedder, describeSpec, type Embedder, type EmbedderSpec } from './embedder-spec.js';
 import { checkTemplateColumns, columnList, resolveTemplateColumns } from './template-columns.js';
 import { ensureTarget, maybeBuildIndex, qualifiedIdent, truncateTarget, writeChunks } from './target.js';
@@ -46,7 +46,7 @@ export interface EmbeddingPipelineOptions {
   separators?: string[];
   /** Chunks embedded per provider call, and how long a call waits to fill up. */
   batch?: { maxItems: number; maxWaitMs: number };
-  /** Source events to react to (default all: insert, update, delete, truncate). */
+  /** Source columns to watch: an UPDATE that changes none of them starts no run (source.columns). Default: any column. */
   columns?: string[];
   /**
    * The HNSW index is built (CONCURRENTLY) once the target has this many rows, or as soon as the

@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { UserError } from '../../errors.js';
 import type { Queryable, TxClient } from '../../pipeline/types.js';
-import type { TableName } from '../../replication/source-tables.js';
+import type { TableName } from '../../pipeline/source-tables.js';
 
 const ident = (s: string) => pg.escapeIdentifier(s);
 export const qualifiedIdent = (t: TableName) => `${ident(t.schema)}.${ident(t.name)}`;

@@ -5,7 +5,7 @@
 // fault was meant to cause them, and the slot caught up with the last write.
 import { describe, expect, it } from 'vitest';
 import { backlogScenario, failoverScenario, sigkillScenario, type ScenarioResult } from '../../../bench/chaos/scenarios.js';
-import { SMALL } from './sizes.js';
+import { SMALL } from './support/sizes.js';
 
 function expectClean(r: ScenarioResult): void {
   expect(r.problems, JSON.stringify(r.metrics)).toEqual([]);

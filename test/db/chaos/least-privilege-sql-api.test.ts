@@ -9,7 +9,7 @@ import { Engine } from '../../../src/engine/engine.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { FIXTURE_PIPELINES, startWalflowRun } from '../ops/cli.js';
+import { FIXTURE_PIPELINES, startWalflowRun } from '../ops/support/cli.js';
 
 const db = useTestDatabase();
 const sfx = randomBytes(3).toString('hex');

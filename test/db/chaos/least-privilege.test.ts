@@ -10,7 +10,7 @@ import { Engine } from '../../../src/engine/engine.js';
 import { createLogger, silentLogger } from '../../../src/log.js';
 import { startWalflow } from '../../../src/ops/runner.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
-import { dropSlot } from '../../../src/replication/slot.js';
+import { dropSlot } from '../../../src/replication/setup/slot.js';
 import { createEmbeddingPipeline } from '../../../src/steps/embedding/pipeline.js';
 import { maybeBuildIndex } from '../../../src/steps/embedding/target.js';
 import { startFakeEmbeddingsServer } from '../../fixtures/fake-embeddings-server.js';

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { freePort, ROOT, startWalflowRun, type RunningWalflow } from '../ops/cli.js';
-import { launchBrowser, type Browser } from './browser.js';
+import { freePort, ROOT, startWalflowRun, type RunningWalflow } from '../ops/support/cli.js';
+import { launchBrowser, type Browser } from './support/browser.js';
 
 const db = useTestDatabase();
 const TOKEN = 'console-test-token-0123456789';

@@ -8,7 +8,7 @@ import { Engine } from '../../../src/engine/engine.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import embed from '../../fixtures/console/embed-pipelines/embed.js';
-import { BIN, childEnv, freePort, ROOT, walflowJson } from '../ops/cli.js';
+import { BIN, childEnv, freePort, ROOT, walflowJson } from '../ops/support/cli.js';
 
 const db = useTestDatabase();
 const DIR = path.join(ROOT, 'test/fixtures/console/embed-pipelines');

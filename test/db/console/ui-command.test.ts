@@ -6,7 +6,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { BIN, childEnv, freePort, ROOT } from '../ops/cli.js';
+import { BIN, childEnv, freePort, ROOT } from '../ops/support/cli.js';
 
 const db = useTestDatabase();
 const children: ChildProcess[] = [];

@@ -10,7 +10,7 @@ import { Engine } from '../../../src/engine/engine.js';
 import { silentLogger } from '../../../src/log.js';
 import { startWalflow } from '../../../src/ops/runner.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
-import { dropSlot } from '../../../src/replication/slot.js';
+import { dropSlot } from '../../../src/replication/setup/slot.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 

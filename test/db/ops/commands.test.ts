@@ -11,7 +11,7 @@ import { useTestDatabase, withAdmin, databaseUrl } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import embed from '../../fixtures/ops/pipelines/embed.js';
 import { inserts, items, jobs } from '../../fixtures/ops/pipelines/items.js';
-import { failure, FIXTURE_PIPELINES, walflow, walflowJson } from './cli.js';
+import { failure, FIXTURE_PIPELINES, walflow, walflowJson } from './support/cli.js';
 
 const db = useTestDatabase();
 let env: Record<string, string>;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { childEnv, freePort, ROOT } from './cli.js';
+import { childEnv, freePort, ROOT } from './support/cli.js';
 
 interface Instruction { op: string; args: string }
 interface Stage { name: string; instructions: Instruction[] }

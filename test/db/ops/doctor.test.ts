@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
-import { walflow, walflowJson } from './cli.js';
+import { walflow, walflowJson } from './support/cli.js';
 
 interface Doctor { ok: boolean; checks: { check: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix?: string }[] }
 

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PASSWORD_FILE } from '../../../src/db/cluster-auth.js';
 import { EmbeddedCluster } from '../../../src/db/embedded-cluster.js';
 import { redactSecrets } from '../../../src/errors.js';
-import { walflow, walflowJson } from './cli.js';
+import { walflow, walflowJson } from './support/cli.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-auth-'));
 fs.chmodSync(root, 0o755);

@@ -10,7 +10,7 @@ import { startFakeEmbeddingsServer, type FakeEmbeddingsServer } from '../../fixt
 import { createDocsSchema } from '../../fixtures/chaos/schema.js';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { freePort, metric, parseMetrics, startWalflowRun, type RunningWalflow } from './cli.js';
+import { freePort, metric, parseMetrics, startWalflowRun, type RunningWalflow } from './support/cli.js';
 
 const CHAOS_PIPELINES = fileURLToPath(new URL('../../fixtures/chaos/pipelines/', import.meta.url));
 const db = useTestDatabase();

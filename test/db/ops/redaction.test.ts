@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import { startFakeEmbeddingsServer, type FakeEmbeddingsServer } from '../../fixtures/fake-embeddings-server.js';
-import { failure, SECRET_PIPELINES, startWalflowRun, walflow, type CliResult, type RunningWalflow } from './cli.js';
+import { failure, SECRET_PIPELINES, startWalflowRun, walflow, type CliResult, type RunningWalflow } from './support/cli.js';
 
 const db = useTestDatabase();
 const role = `wf_ops_secret_${randomBytes(4).toString('hex')}`;

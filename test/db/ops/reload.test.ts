@@ -12,7 +12,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { freePort, metric, parseMetrics, ROOT, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './cli.js';
+import { freePort, metric, parseMetrics, ROOT, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './support/cli.js';
 
 const db = useTestDatabase();
 const slot = `wf_reload_${randomBytes(4).toString('hex')}`;

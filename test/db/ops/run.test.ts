@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
-import { failure, FIXTURE_PIPELINES, freePort, metric, parseMetrics, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './cli.js';
+import { failure, FIXTURE_PIPELINES, freePort, metric, parseMetrics, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './support/cli.js';
 
 const db = useTestDatabase();
 const slot = `wf_ops_run_${randomBytes(4).toString('hex')}`;

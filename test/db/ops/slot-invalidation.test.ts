@@ -14,7 +14,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedCluster } from '../../../src/db/embedded-cluster.js';
 import { waitFor } from '../../harness/wait.js';
-import { FIXTURE_PIPELINES, freePort, metric, parseMetrics, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './cli.js';
+import { FIXTURE_PIPELINES, freePort, metric, parseMetrics, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './support/cli.js';
 
 const SLOT = 'wf_lost';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-slot-lost-'));

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { failure, FIXTURE_PIPELINES, walflow } from './cli.js';
+import { failure, FIXTURE_PIPELINES, walflow } from './support/cli.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-stopped-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import { useTestDatabase } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import {
   CONSUMER_TS, CONSUMER_TSCONFIG, engineApp, makeProject, mustRun, pack, pipelineFiles, ROOT, run, spawnNpx, TSC, type Kind,
-} from './scratch-project.js';
+} from './support/scratch-project.js';
 
 const db = useTestDatabase();
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'walflow-consumer-'));
@@ -32,7 +32,7 @@ describe('the published files', () => {
     const files = (JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as [{ files: { path: string }[] }])[0].files.map((f) => f.path);
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/index.d.ts');
-    expect(files).toContain('dist/steps/embed/local-worker.js');
+    expect(files).toContain('dist/steps/embedders/local-worker.js');
     expect(files).toContain('bin/walflow.js');
     expect(files).toContain('sql/migrations/0001_engine.sql');
     expect(files).toContain('sql/definitions/functions/start.sql');

@@ -2,10 +2,10 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
-import { syncPublication, dropPublication } from '../../../src/replication/publication.js';
-import { dropSlot, ensureSlot } from '../../../src/replication/slot.js';
-import { count, register, slotName, waitFor } from './helpers.js';
-import { spawnConsumer, type Consumer } from './processes.js';
+import { syncPublication, dropPublication } from '../../../src/replication/setup/publication.js';
+import { dropSlot, ensureSlot } from '../../../src/replication/setup/slot.js';
+import { count, register, slotName, waitFor } from './support/test-source.js';
+import { spawnConsumer, type Consumer } from './support/processes.js';
 
 const db = useTestDatabase();
 let consumers: Consumer[] = [];

@@ -8,8 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedCluster } from '../../../src/db/embedded-cluster.js';
 import { migrate } from '../../../src/db/migrate.js';
-import { dropSlot } from '../../../src/replication/slot.js';
-import { count, pipeline, register, source, waitFor } from './helpers.js';
+import { dropSlot } from '../../../src/replication/setup/slot.js';
+import { count, pipeline, register, source, waitFor } from './support/test-source.js';
 
 let cluster: EmbeddedCluster | undefined;
 let dir = '';

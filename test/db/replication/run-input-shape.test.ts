@@ -2,7 +2,7 @@
 // replica identity provides it — and that input passes its pipeline's own input check.
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
-import { count, pipeline, register, runsOf, slotName, source, teardown, waitFor } from './helpers.js';
+import { count, pipeline, register, runsOf, slotName, source, teardown, waitFor } from './support/test-source.js';
 
 const db = useTestDatabase();
 let cleanup: (() => Promise<void>) | undefined;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../harness/db.js';
-import { count, pipeline, register, runsOf, slotName, source, teardown, waitFor } from './helpers.js';
+import { count, pipeline, register, runsOf, slotName, source, teardown, waitFor } from './support/test-source.js';
 
 const db = useTestDatabase();
 let cleanups: (() => Promise<void>)[] = [];

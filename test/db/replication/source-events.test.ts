@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReplicationSource } from '../../../src/replication/replication-source.js';
 import { useTestDatabase } from '../../harness/db.js';
-import { count, pipeline, register, runsOf, slotName, source, teardown, waitFor } from './helpers.js';
+import { count, pipeline, register, runsOf, slotName, source, teardown, waitFor } from './support/test-source.js';
 
 const db = useTestDatabase();
 let cleanup: (() => Promise<void>) | undefined;

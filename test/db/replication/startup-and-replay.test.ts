@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { databaseUrl, useTestDatabase } from '../../harness/db.js';
-import { dropSlot } from '../../../src/replication/slot.js';
-import { count, pipeline, register, slotName, source, teardown, waitFor } from './helpers.js';
+import { dropSlot } from '../../../src/replication/setup/slot.js';
+import { count, pipeline, register, slotName, source, teardown, waitFor } from './support/test-source.js';
 
 const db = useTestDatabase();
 let cleanups: (() => Promise<void>)[] = [];

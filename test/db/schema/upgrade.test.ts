@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadDefinitions, loadMigrations, migrate } from '../../../src/db/migrate.js';
 import { useEmptyDatabases, withClient } from '../../harness/empty-databases.js';
-import { schemaFingerprint } from './fingerprint.js';
+import { schemaFingerprint } from './support/fingerprint.js';
 
 const LEGACY_DIR = fileURLToPath(new URL('../../fixtures/schema-0007/', import.meta.url));
 const emptyDatabase = useEmptyDatabases('wf_upg');

@@ -1,7 +1,7 @@
 // The CLI's usage errors and help, which need no database: exit 2 and one line on stderr for a
 // mistake, exit 0 for --help and --version.
 import { describe, expect, it } from 'vitest';
-import { failure, walflow } from '../../db/ops/cli.js';
+import { failure, walflow } from '../../db/ops/support/cli.js';
 
 const noDb = { DATABASE_URL: 'postgres://u:pw-unit-usage@127.0.0.1:1/none' };
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { FlowGate } from '../../../src/replication/flow-gate.js';
+import { FlowGate } from '../../../src/replication/stream/flow-gate.js';
 import { RECONNECT_BACKOFF } from '../../../src/config/defaults.js';
 import { backoffMs } from '../../../src/util/backoff.js';
-import { parseTableName } from '../../../src/replication/source-tables.js';
+import { parseTableName } from '../../../src/pipeline/source-tables.js';
 
 describe('FlowGate', () => {
   it('closes at the backlog limit or while paused, and lets waiters go when it opens', async () => {

@@ -1,7 +1,7 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { describe, expect, it } from 'vitest';
-import { compareLsn, formatLsn, parseLsn } from '../../../src/replication/lsn.js';
-import { PgoutputMapper } from '../../../src/replication/pgoutput-mapper.js';
+import { compareLsn, formatLsn, parseLsn } from '../../../src/replication/stream/lsn.js';
+import { PgoutputMapper } from '../../../src/replication/stream/pgoutput-mapper.js';
 
 const rel = (replicaIdentity: Pgoutput.MessageRelation['replicaIdentity'] = 'default'): Pgoutput.MessageRelation => ({
   tag: 'relation', relationOid: 1, schema: 'public', name: 'docs', replicaIdentity, keyColumns: ['id'],

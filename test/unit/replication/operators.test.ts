@@ -2,13 +2,14 @@ import { Subject } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { batchByCountAndTime } from '../../../src/replication/operators/batch.js';
-import { extractKeys, runKeyOf } from '../../../src/replication/operators/extract-keys.js';
+import { extractKeys } from '../../../src/replication/operators/extract-keys.js';
+import { runKeyOf } from '../../../src/pipeline/run-identity.js';
 import { filterByDeclaration } from '../../../src/replication/operators/filter-declaration.js';
 import { filterByPredicate } from '../../../src/replication/operators/filter-where.js';
 import { fillUnchangedToast } from '../../../src/replication/operators/fill-toast.js';
 import { routeToPipelines } from '../../../src/replication/operators/route.js';
 import type { RawChange } from '../../../src/replication/types.js';
-import { change, commit, route, routed } from './fixtures.js';
+import { change, commit, route, routed } from './support/fixtures.js';
 
 const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 

@@ -1,6 +1,6 @@
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { laneOf, writeInLanes, type CommittedBatch } from '../../../src/replication/operators/write-lanes.js';
+import { laneOf, writeInLanes, type CommittedBatch } from '../../../src/replication/writing/write-lanes.js';
 import type { WriteItem } from '../../../src/replication/types.js';
 
 const start = (key: string, n: number): WriteItem => ({
