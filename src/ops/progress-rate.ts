@@ -3,6 +3,9 @@
 // rate over the whole run starts near 0 and an ETA from it is absurd (minutes for a job of
 // seconds, then Infinity). This estimator shows no rate until something has completed over a
 // measurable span, measures over the last `windowMs` only, and gives no ETA while the rate is 0.
+// The window widens to span the last few bursts when they come further apart than it (the local
+// model returns a whole batch of chunks at once, every 20-60 s on two cores): a fixed 20 s window
+// then held no completion most of the time and showed 0/s for a job that was progressing.
 
 export interface RateEstimate {
   /** Items per second over the window; undefined until there is one. */
@@ -10,6 +13,9 @@ export interface RateEstimate {
   /** Seconds left at that rate; undefined without a positive rate. Always finite. */
   etaSeconds: number | undefined;
 }
+
+/** The widest a window grows (see RateWindow.window). */
+const MAX_WINDOW_MS = 300_000;
 
 interface Sample {
   t: number;
@@ -36,8 +42,20 @@ export class RateWindow {
     const last = this.samples[this.samples.length - 1];
     if (last && done === last.done) return;
     this.samples.push({ t: now, done });
-    // Keep one sample at or before the window's start, so the rate spans the whole window.
-    while (this.samples.length > 2 && this.samples[1]!.t <= now - this.windowMs) this.samples.shift();
+    // Keep one sample at or before the widest window's start, so the rate spans the whole window.
+    while (this.samples.length > 2 && this.samples[1]!.t <= now - MAX_WINDOW_MS) this.samples.shift();
+  }
+
+  /**
+   * The window in force: `windowMs`, or twice the longest of the last two gaps between
+   * completions when bursts come further apart than that (the gap before the first completion,
+   * a model load, does not count), at most MAX_WINDOW_MS.
+   */
+  private window(): number {
+    const n = this.samples.length;
+    let gap = 0;
+    for (let i = Math.max(2, n - 2); i < n; i++) gap = Math.max(gap, this.samples[i]!.t - this.samples[i - 1]!.t);
+    return Math.min(MAX_WINDOW_MS, Math.max(this.windowMs, 2 * gap));
   }
 
   estimate(total: number, now: number): RateEstimate {
@@ -49,7 +67,7 @@ export class RateWindow {
     // counts down meanwhile: re-measuring at `now` would make the ETA climb between bursts.
     const atLatest = this.rateAt(latest.t);
     if (left === 0) return { rate: atLatest, etaSeconds: 0 };
-    if (atLatest !== undefined && atLatest > 0 && now - latest.t < this.windowMs) {
+    if (atLatest !== undefined && atLatest > 0 && now - latest.t < this.window()) {
       const eta = left / atLatest - (now - latest.t) / 1000;
       if (eta > 0 && Number.isFinite(eta)) return { rate: atLatest, etaSeconds: eta };
     }
@@ -66,7 +84,7 @@ export class RateWindow {
     // `done` only changes at samples, so at the window's start it is the value of the last sample
     // at or before it; a sample older than the window must not stretch the span (a long model load
     // before the first completion would make the rate tiny and the ETA hours).
-    const windowStart = end - this.windowMs;
+    const windowStart = end - this.window();
     let start = this.samples[0]!;
     let last = start;
     for (const s of this.samples) {

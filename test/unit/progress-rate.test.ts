@@ -107,3 +107,21 @@ describe('formatting', () => {
     expect(text).not.toMatch(/NaN|Infinity|NF|\{wf_/);
   });
 });
+
+describe('RateWindow with bursts further apart than its window', () => {
+  it('bursts of 460 chunks every 30 s: the rate holds between bursts (no 0/s) and the ETA counts down', () => {
+    const w = new RateWindow(20_000, 1_000);
+    w.record(0, 0);
+    w.record(460, 40_000); // after a model load
+    w.record(920, 70_000);
+    w.record(1380, 100_000);
+    // 20 s after the last burst, a fixed 20 s window would hold no completion: 0/s, no ETA.
+    const mid = w.estimate(5000, 120_000);
+    expect(mid.rate).toBeGreaterThan(10);
+    expect(mid.etaSeconds).toBeGreaterThan(0);
+    const later = w.estimate(5000, 125_000);
+    expect(later.etaSeconds!).toBeLessThan(mid.etaSeconds!);
+    // A real stall (several times the bursts' spacing) still reads 0/s and no ETA.
+    expect(w.estimate(5000, 400_000)).toEqual({ rate: 0, etaSeconds: undefined });
+  });
+});
