@@ -211,7 +211,8 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
       CREATE TABLE ${q(SCHEMA)}.${q(EFFECTS)} (${q(KEY)} int, ${q(BODY)} text, op text)`);
     const wal = definePipeline({
       name: 'hostile-wal',
-      source: { table, columns: [BODY] },
+      // The test counts the runs its own changes start: no automatic initial backfill racing them.
+      source: { table, columns: [BODY], backfill: false },
       steps: [{
         name: 'apply',
         run: async (ctx, change: SourceRunInput) => {
@@ -222,7 +223,7 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
     });
     const emb = createEmbeddingPipeline({
       name: 'hostile-embed', table, textColumn: BODY, templateColumns: [TITLE], target: `${q(SCHEMA)}.${q(TARGET)}`,
-      embedder: openai(), chunkSize: 32, chunkOverlap: 0, batch: { maxItems: 8, maxWaitMs: 5 },
+      embedder: openai(), chunkSize: 32, chunkOverlap: 0, batch: { maxItems: 8, maxWaitMs: 5 }, backfill: false,
     });
     const config = loadConfig({ databaseUrl: db.url, slotName: 'bi_hostile', publicationName: 'bi_hostile', workers: 1, pollIntervalMs: 100 }, {});
     const wf = await startWalflow({ url: db.url, config, pipelines: [wal, emb], log: silentLogger });

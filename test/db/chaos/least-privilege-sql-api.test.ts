@@ -10,6 +10,7 @@ import { definePipeline } from '../../../src/pipeline/define.js';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import { FIXTURE_PIPELINES, startWalflowRun } from '../ops/support/cli.js';
+import { asRole } from './support/roles.js';
 
 const db = useTestDatabase();
 const sfx = randomBytes(3).toString('hex');
@@ -19,22 +20,7 @@ const REPL = `az_repl_${sfx}`;
 const STARTERS = `az_starters_${sfx}`;
 const PASSWORD = 'az-password';
 
-function urlAs(role: string): string {
-  const u = new URL(db.url);
-  u.username = role;
-  u.password = PASSWORD;
-  return u.toString();
-}
-
-async function as<T>(role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: urlAs(role) });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const as = <T>(role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> => asRole(db.url, role, PASSWORD, fn);
 
 /** The first row's first value of a statement as `role`, or `ERR <sqlstate>: <message>`. */
 async function q(role: string, sql: string, params: unknown[] = []): Promise<unknown> {
