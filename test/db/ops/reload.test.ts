@@ -15,6 +15,10 @@ import { waitFor } from '../../harness/wait.js';
 import { freePort, metric, parseMetrics, ROOT, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './support/cli.js';
 
 const db = useTestDatabase();
+// A reload's initial backfill first waits out every transaction open in the cluster when the table
+// joined the publication; under the full suite other files' transactions (in their own databases)
+// can hold it for tens of seconds, so the waits here are generous (they wait, they do not time).
+const RELOAD_WAIT_MS = 100_000;
 const slot = `wf_reload_${randomBytes(4).toString('hex')}`;
 const DEFINE = pathToFileURL(path.join(ROOT, 'src/pipeline/define.ts')).href;
 let dir: string;
@@ -92,14 +96,14 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe('pipelines change while walflow runs', () => {
+describe('pipelines change while walflow runs', { timeout: 6 * RELOAD_WAIT_MS }, () => {
   it('an added pipeline: rows inserted before (backfilled) and after (WAL) become runs; the README example works on both', async () => {
     await db.pool.query(`INSERT INTO rl_users (id, email) VALUES (1, 'a@x.org'), (2, 'b@x.org'), (3, 'c@x.org')`);
     write('welcome.ts', welcome('v1'));
-    await waitFor('the reload logged', async () => logged(/pipelines reloaded: added rl-welcome \(v1\)/), 20_000);
+    await waitFor('the reload logged', async () => logged(/pipelines reloaded: added rl-welcome \(v1\)/), RELOAD_WAIT_MS);
     await waitFor('rl_users in the publication', async () => (await published()).includes('public.rl_users'));
     // (Rows inserted while the backfill reads would get both runs: the later one wins.)
-    await waitFor('its backfill finished', async () => logged(/initial backfill of pipeline "rl-welcome" finished/), 20_000);
+    await waitFor('its backfill finished', async () => logged(/initial backfill of pipeline "rl-welcome" finished/), RELOAD_WAIT_MS);
     await db.pool.query(`INSERT INTO rl_users (id, email) VALUES (4, 'd@x.org'), (5, 'e@x.org')`);
     await waitFor('every user welcomed', async () => Number((await q<{ n: string }>(`SELECT count(*) AS n FROM rl_users WHERE welcomed`))[0]!.n) === 5, 30_000);
     const runs = await q<{ key: string; op: string; status: string; to: string; row: unknown }>(
@@ -115,7 +119,7 @@ describe('pipelines change while walflow runs', () => {
 
   it('a changed file: the new version is logged and used by later runs', async () => {
     write('welcome.ts', welcome('v2', 'ctx.runInput.row.email.toUpperCase()'));
-    await waitFor('the change logged', async () => logged(/pipelines reloaded: changed rl-welcome \(v1 → v2\)/), 20_000);
+    await waitFor('the change logged', async () => logged(/pipelines reloaded: changed rl-welcome \(v1 → v2\)/), RELOAD_WAIT_MS);
     await db.pool.query(`INSERT INTO rl_users (id, email) VALUES (6, 'f@x.org')`);
     const [run] = await waitFor('the run of user 6', async () => {
       const r = await q<{ v: string; to: string }>(`SELECT r.pipeline_version AS v, s.output->>'to' AS to FROM walflow.runs r JOIN walflow.steps s ON s.run_id = r.id AND s.step = 'render' WHERE r.pipeline = 'rl-welcome' AND r.key = '6' AND r.status = 'completed'`);
@@ -169,7 +173,7 @@ describe('pipelines change while walflow runs', () => {
   it('a removed pipeline: its table leaves the publication; its queued runs stay queued; the fixed error is cleared', async () => {
     expect(await published()).toContain('public.rl_users');
     fs.rmSync(path.join(dir, 'welcome.ts'));
-    await waitFor('the removal logged', async () => logged(/pipelines reloaded: .*removed rl-welcome/), 20_000);
+    await waitFor('the removal logged', async () => logged(/pipelines reloaded: .*removed rl-welcome/), RELOAD_WAIT_MS);
     await waitFor('rl_users unpublished', async () => !(await published()).includes('public.rl_users'));
     const { json } = await walflowJson<{ pipeline_errors: unknown[] }>(['status'], env);
     expect(json.pipeline_errors).toEqual([]);
@@ -187,7 +191,7 @@ describe('pipelines change while walflow runs', () => {
     await db.pool.query(`CREATE TABLE rl_late (id int PRIMARY KEY)`);
     await db.pool.query(`INSERT INTO rl_late SELECT generate_series(1, 10)`);
     wf.child.kill('SIGHUP');
-    await waitFor('rl-late added', async () => logged(/pipelines reloaded: added rl-late \(v1\)/), 20_000);
+    await waitFor('rl-late added', async () => logged(/pipelines reloaded: added rl-late \(v1\)/), RELOAD_WAIT_MS);
     await waitFor('its 10 rows backfilled', async () => Number((await q<{ n: string }>(`SELECT count(*) AS n FROM walflow.runs WHERE pipeline = 'rl-late' AND input->>'op' = 'backfill'`))[0]!.n) === 10);
     await waitFor('its backfill finished', async () => (await q(`SELECT 1 FROM walflow.backfills WHERE pipeline = 'rl-late' AND automatic AND finished_at IS NOT NULL`)).length === 1);
     const again = await walflow(['backfill', 'rl-late'], env);
@@ -222,9 +226,9 @@ describe('pipelines change while walflow runs', () => {
     };
     const racers = [racer(1), racer(2), racer(3)];
     write('race.ts', RACE);
-    await waitFor('rl_race published', async () => (await published()).includes('public.rl_race'), 20_000);
+    await waitFor('rl_race published', async () => (await published()).includes('public.rl_race'), RELOAD_WAIT_MS);
     // The backfill must not read before that transaction ends.
-    await waitFor('the backfill waiting for it', async () => logged(/initial backfill of pipeline "rl-race" waits for \d+ transaction/), 20_000);
+    await waitFor('the backfill waiting for it', async () => logged(/initial backfill of pipeline "rl-race" waits for \d+ transaction/), RELOAD_WAIT_MS);
     expect(logged(/initial backfill of pipeline "rl-race" finished/)).toBe(false);
     await open.query('COMMIT');
     await open.end();
