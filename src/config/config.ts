@@ -205,7 +205,7 @@ export function loadConfig(
   };
   if (!parsed.success) {
     for (const i of parsed.error.issues) {
-      const key = i.path.join('.') as keyof ConfigInput;
+      const key = String(i.path[0]) as keyof ConfigInput; // the top key: a list's entry is named in the message
       // The value as given (never a connection string: it may hold a password).
       const given = key !== 'databaseUrl' && key !== 'uiToken' && key !== 'uiViewToken' && raw[key] !== undefined ? ` (got ${JSON.stringify(raw[key])})` : '';
       problems.push(`${name(key)}: ${i.message}${given}`);
