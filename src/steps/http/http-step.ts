@@ -21,6 +21,9 @@ export interface SecretHeader {
   prefix?: string;
 }
 
+/** Anything JSON.stringify takes (an object, an array, a scalar). */
+export type JsonBody = string | number | boolean | null | object;
+
 export interface HttpStepOptions<I = any, R = any> {
   name: string;
   /** Default GET, or POST when there is a body. */
@@ -28,7 +31,7 @@ export interface HttpStepOptions<I = any, R = any> {
   url: FromRun<string, I, R>;
   headers?: FromRun<Record<string, string>, I, R>;
   /** Sent as JSON (content-type: application/json). undefined: no body. */
-  body?: FromRun<unknown, I, R>;
+  body?: FromRun<JsonBody, I, R>;
   /** Per-request limit (connect, send, receive). Default 30 s. A timeout is retried. */
   timeoutMs?: number;
   /** Larger responses fail the step (not retried). Default 1 MiB. */
