@@ -5,7 +5,7 @@
 import { readSecret } from '../../config/config.js';
 import { UserError } from '../../errors.js';
 import type { Json, RetryPolicy, SingleStep, StepContext } from '../../pipeline/types.js';
-import { vetUrl, type HostPolicyOption } from './host-policy.js';
+import { HostNotAllowedError, parseHostPattern, vetUrl, type HostPolicyOption } from './host-policy.js';
 import { sendHttp } from './http-request.js';
 import { readResponse, type HttpStepOutput } from './http-response.js';
 import { HttpStepError, describeNetworkError } from './http-errors.js';
@@ -94,6 +94,15 @@ export function httpStep<I = any, R = any>(opts: HttpStepOptions<I, R>): SingleS
     if (!spec || typeof spec.env !== 'string' || !spec.env) throw new UserError(`httpStep "${name}": secretHeaders.${header} needs { env: 'VARIABLE_NAME' }`);
   }
   const hostPolicy = opts.hostPolicy ?? {};
+  if (hostPolicy !== 'any') {
+    for (const entry of hostPolicy.allowHosts ?? []) {
+      try {
+        parseHostPattern(entry);
+      } catch (err) {
+        throw new UserError(`httpStep "${name}": hostPolicy.allowHosts: ${(err as Error).message}`);
+      }
+    }
+  }
 
   return {
     name,
@@ -109,7 +118,10 @@ export function httpStep<I = any, R = any>(opts: HttpStepOptions<I, R>): SingleS
       if (opts.idempotencyKey) headers['idempotency-key'] = `${ctx.runId}:${name}`;
       Object.assign(headers, secretHeaderValues(name, opts.secretHeaders));
 
-      const addresses = await vetUrl(url, hostPolicy);
+      const addresses = await vetUrl(url, hostPolicy).catch((err: unknown) => {
+        if (err instanceof HostNotAllowedError) throw err;
+        throw new HttpStepError(`${where}: looking up ${url.hostname} failed: ${describeNetworkError(err)}`, { retryable: true }); // names come back
+      });
       const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
       let raw;
       try {
@@ -119,7 +131,9 @@ export function httpStep<I = any, R = any>(opts: HttpStepOptions<I, R>): SingleS
         });
       } catch (err) {
         if (ctx.signal.aborted) throw ctx.signal.reason; // cancel, lease lost, shutdown: the engine's business
-        if ((err as { retryable?: unknown }).retryable === false) throw new HttpStepError(`${where}: ${(err as Error).message}`, { retryable: false });
+        // A header value with a newline, a bad method: the definition's fault, the same next time.
+        const badRequest = /^ERR_INVALID_/.test(String((err as { code?: unknown }).code));
+        if (badRequest || (err as { retryable?: unknown }).retryable === false) throw new HttpStepError(`${where}: ${(err as Error).message}`, { retryable: false });
         if (signal.aborted) throw new HttpStepError(`${where}: no response within ${timeoutMs} ms (timeoutMs)`, { retryable: true });
         throw new HttpStepError(`${where}: ${describeNetworkError(err)}`, { retryable: true });
       }
