@@ -17,26 +17,24 @@ interface Deps {
 }
 
 /**
- * The position in the loaded definition where the run continues: after its last checkpointed step,
- * found by name. A run whose last step, or the wait it is parked in, is not where this version has
- * it stops with an error that says what to do; `walflow retry` resumes it once the pipeline is fixed.
+ * The position in the loaded definition where the run continues, found by name: the step it is
+ * parked in, else the step after its last checkpointed one. A run whose step this version does not
+ * have stops with an error that says what to do; `walflow retry` resumes it once the pipeline is
+ * fixed. Never a silent skip.
  */
 export function resumeAt(run: ClaimedRun, pipeline: Pipeline): { index: number } | { error: Error } {
   const names = pipeline.stepNames;
-  let index = 0;
-  if (run.prev_step !== null) {
-    const at = names.indexOf(run.prev_step);
-    if (at < 0) {
-      return { error: new NonRetryableError(`the run's last completed step "${run.prev_step}" is not a step of pipeline "${pipeline.name}" version ${pipeline.version} (its steps: ${names.join(', ')}): it was renamed or removed while the run was in flight. Give the pipeline a step of that name again (or finish the run by hand), then: walflow retry ${run.id}`) };
-    }
-    index = at + 1;
+  const w = run.wait && run.wait.step_index === run.step_index ? run.wait : undefined;
+  if (w) {
+    // Parked in a wait: it continues in that step, wherever this version has it.
+    const at = names.indexOf(w.step);
+    if (at >= 0) return { index: at };
+    return { error: new NonRetryableError(`the run is parked in step "${w.step}" (${w.kind}), which pipeline "${pipeline.name}" version ${pipeline.version} does not have (its steps: ${names.join(', ')}): the step was renamed or removed while the run waited. Give the pipeline that step again, then: walflow retry ${run.id}`) };
   }
-  const w = run.wait;
-  if (w && w.step_index === run.step_index && names[index] !== w.step) {
-    const next = names[index] === undefined ? 'nothing' : `"${names[index]}"`;
-    return { error: new NonRetryableError(`the run is parked in step "${w.step}" (${w.kind}), but pipeline "${pipeline.name}" version ${pipeline.version} has ${next} there${run.prev_step ? ` after "${run.prev_step}"` : ''} (its steps: ${names.join(', ')}): the step was renamed or removed while the run waited. Give the pipeline that step again, then: walflow retry ${run.id}`) };
-  }
-  return { index };
+  if (run.prev_step === null) return { index: 0 };
+  const at = names.indexOf(run.prev_step);
+  if (at >= 0) return { index: at + 1 };
+  return { error: new NonRetryableError(`the run's last completed step "${run.prev_step}" is not a step of pipeline "${pipeline.name}" version ${pipeline.version} (its steps: ${names.join(', ')}): it was renamed or removed while the run was in flight. Give the pipeline a step of that name again (or finish the run by hand), then: walflow retry ${run.id}`) };
 }
 
 /** A step whose condition was false: checkpointed with its input as output, marked skipped. */

@@ -11,10 +11,10 @@ export async function insertChildren(tx: Queryable, parentId: string, stepIndex:
   if (unknown.length > 0) return { unknown };
   await tx.query(
     `INSERT INTO walflow.runs (pipeline, pipeline_version, key, input, dedupe_id, parent_run_id, parent_step_index, child_index)
-     SELECT c.pipeline, p.version, c.key, c.input, 'child:' || $1 || ':' || $2 || ':' || (c.ord - 1), $1::uuid, $2, c.ord - 1
-       FROM jsonb_to_recordset($3::jsonb) WITH ORDINALITY AS c(pipeline text, input jsonb, key text, ord bigint)
+     SELECT c.pipeline, p.version, c.key, c.input, 'child:' || $1::text || ':' || $2::text || ':' || (c.ord - 1), $1::uuid, $2::integer, c.ord - 1
+       FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (pipeline text, input jsonb, key text)) WITH ORDINALITY AS c(pipeline, input, key, ord)
        JOIN walflow.pipelines p ON p.name = c.pipeline
-     ON CONFLICT (pipeline, dedupe_id) WHERE dedupe_id IS NOT NULL DO NOTHING`,
+     ON CONFLICT (pipeline, dedupe_id, (coalesce(started_by, ''))) WHERE dedupe_id IS NOT NULL DO NOTHING`,
     [parentId, stepIndex, JSON.stringify(children.map((c) => ({ pipeline: c.pipeline, input: c.input, key: c.key ?? null })))],
   );
   for (const n of names) await tx.query('SELECT pg_notify($1, $2)', ['walflow_runs', n]);
