@@ -5,32 +5,31 @@
 CREATE OR REPLACE FUNCTION walflow.cancel_tree(run uuid) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_n integer;
+  v_n   integer := 0;
+  v_id  uuid;
+  v_was text;
 BEGIN
-  WITH RECURSIVE tree AS (
-    SELECT r.id FROM walflow.runs r WHERE r.id = run
-    UNION ALL
-    SELECT c.id FROM walflow.runs c JOIN tree t ON c.parent_run_id = t.id
-  ), target AS (
+  FOR v_id, v_was IN
+    WITH RECURSIVE tree AS (
+      SELECT r.id FROM walflow.runs r WHERE r.id = run
+      UNION ALL
+      SELECT c.id FROM walflow.runs c JOIN tree t ON c.parent_run_id = t.id
+    )
     SELECT r.id, r.status FROM walflow.runs r JOIN tree t ON t.id = r.id
      WHERE r.status IN ('queued', 'waiting', 'running')
      ORDER BY r.id FOR UPDATE OF r
-  ), cancelled AS (
-    UPDATE walflow.runs r SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-      FROM target WHERE r.id = target.id
-    RETURNING r.id, target.status AS was
-  ), fenced AS (
-    -- A run a worker holds: its next checkpoint is refused, and its worker told to abort now.
-    INSERT INTO walflow.cancelled_running (run_id)
-    SELECT id FROM cancelled WHERE was = 'running'
-    ON CONFLICT (run_id) DO UPDATE SET cancelled_at = now()
-    RETURNING run_id
-  ), notified AS (
-    SELECT pg_notify('walflow_cancel', run_id::text) FROM fenced
-  ), unparked AS (
-    DELETE FROM walflow.waits w USING cancelled c WHERE w.run_id = c.id
-  )
-  SELECT count(*)::integer INTO v_n FROM cancelled LEFT JOIN (SELECT count(*) FROM notified) n ON true;
+  LOOP
+    UPDATE walflow.runs SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = v_id;
+    DELETE FROM walflow.waits WHERE run_id = v_id;
+    IF v_was = 'running' THEN
+      -- A worker holds it: its next checkpoint is refused, and its worker is told to abort now.
+      INSERT INTO walflow.cancelled_running (run_id) VALUES (v_id)
+      ON CONFLICT (run_id) DO UPDATE SET cancelled_at = now();
+      PERFORM pg_notify('walflow_cancel', v_id::text);
+    END IF;
+    v_n := v_n + 1;
+  END LOOP;
   RETURN v_n;
 END;
 $$;
