@@ -9,7 +9,7 @@ import type { GroupWriter } from './group-writer.js';
 import { isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, retryDelayMs, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
-import { completeRuns, writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
+import { completeRuns, type CheckpointItem } from './sql/checkpoint.js';
 import type { ClaimedRun } from './sql/claim.js';
 import type { FailureItem } from './sql/fail.js';
 import { releaseRuns } from './sql/lease.js';

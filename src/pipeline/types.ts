@@ -38,6 +38,10 @@ export interface StepContext<TRunInput = unknown> {
    * writes happen exactly once. Do not await the network while holding it.
    */
   readonly tx: () => Promise<TxClient>;
+  /** How many times this step has returned `again(...)` before this execution (0 the first time). */
+  readonly repeats: number;
+  /** The output of an earlier step of this run, by name (undefined if it has not run). */
+  output(step: string): Promise<Json | undefined>;
 }
 
 export interface RetryPolicy {
@@ -78,14 +82,14 @@ interface StepBase<I = any, TRunInput = any> {
   timeoutMs?: number;
 }
 
-interface StepCommon extends StepBase {
+interface StepCommon<I = any, TRunInput = any> extends StepBase<I, TRunInput> {
   /** Most executions of this step in flight at once across all workers and processes. */
   concurrency?: number;
   /** Most times the step may return `again(...)` before the run fails. Default 1000. */
   maxRepeats?: number;
 }
 
-export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommon {
+export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommon<I, TRunInput> {
   batch?: undefined;
   run: (ctx: StepContext<TRunInput>, input: I) => Promise<O> | O;
 }
@@ -95,7 +99,7 @@ export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommo
  * Returning an Error for an item fails (or retries) only that item's run; throwing fails the call,
  * which is retried for every item per the retry policy.
  */
-export interface BatchStep<I = any, O = any, TRunInput = any> extends StepCommon {
+export interface BatchStep<I = any, O = any, TRunInput = any> extends StepCommon<I, TRunInput> {
   batch: BatchOptions;
   run: (items: BatchItem<I, TRunInput>[], signal: AbortSignal) => Promise<(O | Error)[]>;
 }
