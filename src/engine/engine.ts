@@ -204,14 +204,18 @@ export class Engine {
 
   /** Tells operators (walflow.worker_health) that this process is alive and what it holds. */
   private async heartbeat(): Promise<void> {
-    const inFlight = this.workers.reduce((n, w) => n + w.inFlight, 0);
-    await recordHeartbeat(this.pool, this.owner, [...this.pipelines.keys()], inFlight);
+    await recordHeartbeat(this.pool, this.owner, [...this.pipelines.keys()], this.inFlight);
     // Maintenance: processes silent for an hour (SIGKILLed, their host gone) leave walflow status.
     await pruneDeadWorkers(this.pool);
   }
 
   private every(ms: number, chore: () => Promise<void>): void {
     this.chores.push(repeatWithoutOverlap(ms, chore, (err) => this.log.warn({ err }, 'background chore failed; will retry')));
+  }
+
+  /** Runs executing in this process now (a parked run is not one of them). */
+  get inFlight(): number {
+    return this.workers.reduce((n, w) => n + w.inFlight, 0);
   }
 
   /** Graceful stop: no new claims, running steps get until the deadline, the rest is released. */

@@ -10,7 +10,7 @@ import { registerDoctorCommand } from './doctor-command.js';
 import { registerUiCommand } from './ui-command.js';
 
 /** Exit codes of walflow's own SQL errors (sql/definitions/functions/*.sql). */
-const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3 };
+const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3, WF004: 3 };
 
 function fail(message: string, code: number): void {
   process.stderr.write(`walflow: ${redactSecrets(message)}\n`);

@@ -86,6 +86,14 @@ describe('authorization of the SQL API', () => {
       }
     }
     expect(await q(A, `SELECT walflow.status($1)`, [a3])).toBe('queued');
+    // Signals: to one's own runs, and to walflow's runs of a pipeline one may start; never to another role's.
+    expect(await q(A, `SELECT walflow.signal($1, 'go', '{"by": "a"}') > 0`, [a3])).toBe(true);
+    expect(await q(A, `SELECT walflow.signal($1, 'go') > 0`, [walRun])).toBe(true);
+    expect(await q(A, `SELECT walflow.signal_key('az-p', 'k', 'go') > 0`)).toBe(true);
+    expect(await q(A, `SELECT walflow.signal($1, 'go')`, [b1])).toBe(`ERR WF003: walflow: no run ${b1}`);
+    expect(await q(A, `SELECT walflow.signal($1, 'go')`, [UNKNOWN])).toBe(`ERR WF003: walflow: no run ${UNKNOWN}`);
+    expect(await q(A, `SELECT walflow.cancel_tree($1)`, [walRun])).toBe('ERR 42501: permission denied for function cancel_tree');
+    expect(await q(A, `SELECT walflow.child_finished()`)).toMatch(/^ERR 0A000: trigger functions can only be called as triggers/);
     expect(await q(A, `SELECT walflow.result($1)`, [a3])).toBe(null);
     expect(await q(A, `SELECT walflow.cancel($1)`, [a3])).toBe(true);
     expect(await q(A, `SELECT walflow.cancel($1)`, [a3])).toBe(false);
@@ -133,7 +141,7 @@ describe('authorization of the SQL API', () => {
     }
     // This test covers every function of the schema: one added without a look at who may call it fails here.
     const fns = (await db.pool.query(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'walflow'::regnamespace ORDER BY 1`)).rows.map((r) => r.proname as string);
-    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'contested_keys', 'list_runs', 'result', 'retry', 'retry_failed', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7']);
+    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'child_finished', 'contested_keys', 'list_runs', 'result', 'retry', 'retry_failed', 'signal', 'signal_key', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7']);
   });
 
   it('a pooled session that SET ROLEs acts as that role; a pipeline\'s startRoles limits who may start it', async () => {
