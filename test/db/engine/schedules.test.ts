@@ -59,6 +59,28 @@ describe('schedules', () => {
     expect((await ticksOf('sq-every')).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('file schedules follow the loaded pipelines: an unchanged timing keeps its next tick, a changed one restarts, a removed one goes', async () => {
+    const hourly = (every: string | undefined) => definePipeline({ name: 'fs', ...(every ? { schedule: { every } } : {}), steps: noop });
+    engine = new Engine({ url: db.url, pipelines: [hourly('1h')], pollIntervalMs: 100 });
+    await engine.register();
+    await engine.runWorkers();
+    const row = async () => (await q<{ next_tick: Date | null; every: unknown; origin: string }>(`SELECT next_tick, every, origin FROM walflow.schedule_status WHERE name = 'fs'`))[0];
+    const first = await waitFor('its first tick computed', async () => (await row())?.next_tick, 10_000);
+    expect(first.getTime() % 3_600_000).toBe(0);
+    await engine.setPipelines([hourly('1h')]); // a reload of the same definition (a new object)
+    expect((await row())!.next_tick).toEqual(first);
+    await engine.setPipelines([hourly('2h')]);
+    const second = await waitFor('the changed timing computed', async () => (await row())?.next_tick?.getTime() !== first.getTime() && (await row())?.next_tick, 10_000);
+    expect((second as Date).getTime() % 7_200_000).toBe(0);
+    await engine.setPipelines([hourly(undefined)]);
+    expect(await row()).toBeUndefined();
+    // Removed from the process altogether (a live reload dropped the file): its schedules go too.
+    await engine.setPipelines([hourly('1h')]);
+    expect((await row())!.origin).toBe('file');
+    await engine.setPipelines([]);
+    expect(await row()).toBeUndefined();
+  });
+
   it('after a downtime of several ticks: latest starts one run for the latest missed tick, all starts every one, none starts none', async () => {
     const policies: CatchUp[] = ['latest', 'all', 'none'];
     const pipelines = () => policies.map((p) => definePipeline({ name: `cu-${p}`, schedule: { every: '1s', catchUp: p }, steps: noop }));
