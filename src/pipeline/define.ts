@@ -7,6 +7,7 @@ import { parseTableName } from './table-name.js';
 import { isWaitStep } from './step-kinds.js';
 import { isDurationText, parseDuration } from '../util/duration.js';
 import { declaredInputCheck, sourceInputCheck } from './input-shape.js';
+import { checkSchedule, type CatchUp, type ScheduleTiming } from './schedule.js';
 import type {
   BatchStep, ChangeOp, InputSchema, PipelineDefinition, SingleStep, SourceDefinition, SourceRunInputFor, StepDefinition, WaitStep,
 } from './types.js';
@@ -24,6 +25,34 @@ export interface Pipeline<TRunInput = any> extends PipelineDefinition<TRunInput>
    * throws for an input that does not fit (the run fails, not retried). Absent: any input goes.
    */
   readonly checkInput?: (input: unknown) => TRunInput;
+  /** The declared schedules, checked and named (none: []). */
+  readonly schedules: readonly DeclaredSchedule[];
+}
+
+export interface DeclaredSchedule extends ScheduleTiming {
+  name: string;
+  catch_up: CatchUp;
+  input: Record<string, unknown>;
+}
+
+function declaredSchedules(name: string, def: PipelineDefinition): DeclaredSchedule[] {
+  if (def.schedule === undefined) return [];
+  if (def.source) fail(name, 'a source pipeline cannot have a schedule (its runs come from its table); declare the schedule on a pipeline without a source');
+  const list = Array.isArray(def.schedule) ? def.schedule : [def.schedule];
+  const names = new Set<string>();
+  return list.map((s, i) => {
+    let timing: ScheduleTiming;
+    try {
+      timing = checkSchedule(s);
+    } catch (err) {
+      fail(name, (err as Error).message);
+    }
+    const sname = s.name ?? (i === 0 ? name : `${name}-${i + 1}`);
+    if (typeof sname !== 'string' || !NAME.test(sname)) fail(name, `schedule.name must be letters, digits, _ . - (got ${JSON.stringify(s.name)})`);
+    if (names.has(sname)) fail(name, `two schedules are named "${sname}"`);
+    names.add(sname);
+    return { ...timing, name: sname, catch_up: s.catchUp ?? 'latest', input: s.input ?? {} };
+  });
 }
 
 /** A source pipeline's definition: its steps see the run input of the events it declares (plus backfill). */
@@ -149,10 +178,11 @@ function define(def: PipelineDefinition): Pipeline {
   if (def.input !== undefined && (def.input === null || typeof (def.input as InputSchema<unknown>).parse !== 'function')) {
     fail(name, 'input must have a parse(value) function (a zod schema, for example)');
   }
+  const schedules = declaredSchedules(name, def);
   const stepNames = def.steps.map((s) => s.name);
   const version = def.version ?? createHash('sha256').update(stepNames.join('\n')).digest('hex').slice(0, 12);
   const checkInput = src ? sourceInputCheck(name, src) : def.input ? declaredInputCheck(name, def.input) : undefined;
-  return Object.freeze({ ...def, version, stepNames, ...(checkInput ? { checkInput } : {}) });
+  return Object.freeze({ ...def, version, stepNames, schedules, ...(checkInput ? { checkInput } : {}) });
 }
 
 /**

@@ -2,6 +2,7 @@
 // What users write: pipelines of named steps, optionally fed by a table's changes.
 import type { Logger } from 'pino';
 import type pg from 'pg';
+import type { ScheduleDefinition } from './schedule.js';
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -261,6 +262,11 @@ export interface PipelineDefinition<TRunInput = any> {
    * whose input does not parse fails at once, not retried). What it returns is `ctx.runInput`.
    */
   input?: InputSchema<TRunInput>;
+  /**
+   * Pipelines without a source: start runs by themselves, on cron ticks or every interval (one or a
+   * list). Exactly one run per tick across all processes; see "Schedules" in the README.
+   */
+  schedule?: ScheduleDefinition | ScheduleDefinition[];
   /** The key of a run started without one (WAL-started runs use the table key). */
   key?: (input: TRunInput) => string | null;
   steps: StepDefinition<any, any, TRunInput>[];

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { isUserError, redactSecrets } from '../../errors.js';
 import { registerDbCommands } from './db-commands.js';
 import { registerRunCommands } from './runs-commands.js';
+import { registerScheduleCommands } from './schedule-commands.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
 import { registerDoctorCommand } from './doctor-command.js';
 import { registerUiCommand } from './ui-command.js';
@@ -36,6 +37,7 @@ const program = new Command()
 registerDbCommands(program);
 registerPipelineCommands(program);
 registerRunCommands(program);
+registerScheduleCommands(program);
 registerDoctorCommand(program);
 registerUiCommand(program);
 

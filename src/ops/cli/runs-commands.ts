@@ -23,7 +23,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('status')
     .description('per pipeline: runs by status, oldest queued age, throughput; replication slot, lag and leader; worker processes')
-    .option('--json', 'machine-readable output: {pipelines, replication, workers, pipeline_errors}')
+    .option('--json', 'machine-readable output: {pipelines, replication, workers, pipeline_errors, schedules}')
     .action(async (opts: { json?: boolean }) => {
       await withClient(async (c) => {
         const pipelines = (await c.query(
@@ -51,7 +51,10 @@ export function registerRunCommands(program: Command): void {
         const pipeline_errors = (await c.query(
           `SELECT file, message, owner, failed_at FROM walflow.pipeline_load_errors ORDER BY file, owner`,
         )).rows as { file: string; message: string; owner: string; failed_at: Date }[];
-        emit(opts.json, { pipelines, replication, workers, pipeline_errors }, () => {
+        // Schedules by state (details: `walflow schedules`).
+        const schedules = Object.fromEntries((await c.query(`SELECT state, count(*)::int AS n FROM walflow.schedule_status GROUP BY state`)).rows
+          .map((r) => [r.state as string, r.n as number])) as Record<string, number>;
+        emit(opts.json, { pipelines, replication, workers, pipeline_errors, schedules }, () => {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
             formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
@@ -64,6 +67,7 @@ export function registerRunCommands(program: Command): void {
             'workers',
             formatTable(workers.map((w) => ({ ...w, pipelines: w.pipelines.join(','), heartbeat: ago(w.heartbeat_at) })),
               ['owner', 'pid', 'health', 'in_flight', 'pipelines', 'heartbeat']),
+            ...(Object.keys(schedules).length > 0 ? ['', `schedules: ${Object.entries(schedules).map(([k, n]) => `${n} ${k}`).join(', ')} (walflow schedules)`] : []),
             ...(pipeline_errors.length > 0
               ? ['', 'pipeline errors (the previous version keeps running)', formatTable(pipeline_errors.map((e) => ({ ...e, since: ago(e.failed_at) })), ['file', 'owner', 'since', 'message'])]
               : []),

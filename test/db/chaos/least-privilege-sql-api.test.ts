@@ -125,7 +125,9 @@ describe('authorization of the SQL API', () => {
     const operator = [
       `SELECT walflow.retry('${walRun}')`, `SELECT walflow.retry_failed('az-p')`, `SELECT count(*) FROM walflow.list_runs()`,
       `SELECT walflow.supersede('az-p', ARRAY['no-such-key'], NULL)`, `SELECT walflow.contested_keys('az-p', ARRAY['no-such-key'], NULL)`,
-      ...['status', 'run_timeline', 'replication_status', 'replication_lag', 'worker_health'].map((v) => `SELECT count(*) FROM walflow.${v}`),
+      // Schedules start runs as walflow itself: only walflow's roles may create or drop them.
+      `SELECT walflow.create_schedule('az-s', 'az-p', '0 3 * * *')`, `SELECT walflow.drop_schedule('az-s')`,
+      ...['status', 'run_timeline', 'replication_status', 'replication_lag', 'worker_health', 'schedule_status'].map((v) => `SELECT count(*) FROM walflow.${v}`),
     ];
     for (const sql of operator) {
       expect(await q(A, sql), sql).toMatch(/^ERR 42501: permission denied for (table|view) /);
@@ -141,7 +143,7 @@ describe('authorization of the SQL API', () => {
     }
     // This test covers every function of the schema: one added without a look at who may call it fails here.
     const fns = (await db.pool.query(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'walflow'::regnamespace ORDER BY 1`)).rows.map((r) => r.proname as string);
-    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'child_finished', 'contested_keys', 'list_runs', 'result', 'retry', 'retry_failed', 'signal', 'signal_key', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7']);
+    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'child_finished', 'contested_keys', 'create_schedule', 'drop_schedule', 'list_runs', 'result', 'retry', 'retry_failed', 'signal', 'signal_key', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7']);
   });
 
   it('a pooled session that SET ROLEs acts as that role; a pipeline\'s startRoles limits who may start it', async () => {
