@@ -3,19 +3,24 @@
 // decodes it without the table), and nothing else. A transaction in another database of the same
 // server cannot have written the table: it must not hold the backfill up (under a busy shared
 // server such transactions delayed live reloads' initial backfills by minutes).
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
-import { backfill, type BackfillProgress } from '../../../src/ops/backfill.js';
+import { backfill, waitForRunningTransactions, type BackfillProgress } from '../../../src/ops/backfill.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
-import { useTestDatabase } from '../../harness/db.js';
+import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
+import { asRole } from '../chaos/support/roles.js';
 
 const db = useTestDatabase();
 /** Another database on the same server, as another application (or test file) would have. */
 const other = useTestDatabase();
 const items = definePipeline({ name: 'bw-items', source: { table: 'bw_items', backfill: false }, steps: [{ name: 'noop', run: () => null }] });
 let engine: Engine;
+/** A leader with least privilege is neither superuser nor pg_read_all_stats. */
+const PLAIN = `bw_plain_${randomBytes(3).toString('hex')}`;
+const PASSWORD = 'bw-password';
 
 beforeAll(async () => {
   await db.pool.query('CREATE TABLE bw_items (id int PRIMARY KEY)');
@@ -23,10 +28,15 @@ beforeAll(async () => {
   await other.pool.query('CREATE TABLE elsewhere (id int)');
   engine = new Engine({ url: db.url, pipelines: [items] });
   await engine.register();
+  await withAdmin((a) => a.query(`CREATE ROLE ${PLAIN} LOGIN PASSWORD '${PASSWORD}'`));
 });
 
 afterAll(async () => {
   await engine.stop();
+  await withAdmin(async (a) => {
+    await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [PLAIN]);
+    await a.query(`DROP ROLE IF EXISTS ${PLAIN}`);
+  });
 });
 
 /** A transaction that has written (so it holds an xid), left open. */
@@ -72,5 +82,22 @@ describe('the backfill waits for the open transactions of its own database only'
     expect(result).toMatchObject({ done: 6, finished: true });
     const keys = (await db.pool.query<{ key: string }>(`SELECT DISTINCT key FROM walflow.runs WHERE pipeline = 'bw-items' ORDER BY key`)).rows.map((r) => r.key);
     expect(keys).toEqual(['1', '2', '3', '4', '5', '6']);
+  });
+
+  it('a role without privileges on other sessions still sees another role\'s open transaction (pg_locks, pg_stat_activity\'s database)', async () => {
+    const writer = await openWriter(db.url, 'INSERT INTO bw_items VALUES (7)');
+    try {
+      await asRole(db.url, PLAIN, PASSWORD, async (c) => {
+        let waited: number | undefined;
+        let ended = false;
+        const waiting = waitForRunningTransactions(c, undefined, 50, (n) => (waited = n)).then(() => (ended = true));
+        await waitFor('the plain role waiting for the open transaction', async () => waited);
+        expect(ended).toBe(false);
+        await writer.query('COMMIT');
+        await waiting;
+      });
+    } finally {
+      await writer.end();
+    }
   });
 });
