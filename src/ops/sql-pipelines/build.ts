@@ -1,0 +1,93 @@
+// Pipelines defined from SQL (walflow.sql_pipelines) as the Pipeline objects file pipelines are:
+// an embedding pipeline is the flagship createEmbeddingPipeline with the stored options; a pipeline
+// of steps gets one step per stored step (SQL steps: src/steps/sql/sql-step.ts). A definition this
+// process cannot build is a load error of "sql:<name>", reported like a pipeline file's.
+import { UserError } from '../../errors.js';
+import { definePipeline, type Pipeline } from '../../pipeline/define.js';
+import type { Queryable, SourceDefinition, StepDefinition } from '../../pipeline/types.js';
+import { createEmbeddingPipeline } from '../../steps/embedding/pipeline.js';
+import { sqlStep } from '../../steps/sql/sql-step.js';
+
+export interface SqlPipelineRow {
+  name: string;
+  version: number;
+  kind: 'steps' | 'embedding';
+  definition: Record<string, unknown>;
+  definer: string;
+  /** walflow.sql_step_function of each SQL step of this version, by step name. */
+  functions: Record<string, string>;
+}
+
+/** The rows of walflow.sql_pipelines with their step functions' names. */
+export async function readSqlPipelines(db: Queryable): Promise<SqlPipelineRow[]> {
+  const { rows } = await db.query<SqlPipelineRow>(
+    `SELECT p.name, p.version, p.kind, p.definition, p.definer,
+            coalesce((SELECT jsonb_object_agg(s->>'name', walflow.sql_step_function(p.name, s->>'name', p.version))
+                        FROM jsonb_array_elements(p.definition->'steps') s WHERE s->>'kind' = 'sql'), '{}') AS functions
+       FROM walflow.sql_pipelines p ORDER BY p.name`,
+  );
+  return rows;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const int = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const strs = (v: unknown): string[] | undefined => (Array.isArray(v) ? (v as string[]) : undefined);
+
+function embeddingPipeline(row: SqlPipelineRow): Pipeline {
+  const d = row.definition;
+  const openai = d.embedder === 'openai';
+  return createEmbeddingPipeline({
+    name: row.name,
+    table: str(d.source_table)!,
+    textColumn: str(d.text_column)!,
+    target: str(d.target_table)!,
+    ...(str(d.template) !== undefined ? { template: str(d.template)! } : {}),
+    ...(strs(d.template_columns) ? { templateColumns: strs(d.template_columns)! } : {}),
+    ...(int(d.chunk_size) !== undefined ? { chunkSize: int(d.chunk_size)! } : {}),
+    ...(int(d.chunk_overlap) !== undefined ? { chunkOverlap: int(d.chunk_overlap)! } : {}),
+    ...(strs(d.separators) ? { separators: strs(d.separators)! } : {}),
+    ...(int(d.index_min_rows) !== undefined ? { indexMinRows: int(d.index_min_rows)! } : {}),
+    ...(typeof d.backfill === 'boolean' ? { backfill: d.backfill } : {}),
+    embedder: openai
+      ? { provider: 'openai', baseURL: str(d.base_url)!, model: str(d.model)!, dimensions: int(d.dimensions)!, ...(str(d.api_key_env) ? { apiKeyEnv: str(d.api_key_env)! } : {}) }
+      : { provider: 'local' },
+  });
+}
+
+function step(row: SqlPipelineRow, s: Record<string, unknown>): StepDefinition {
+  const name = String(s.name);
+  if (s.kind === 'sql') return sqlStep({ name, fn: row.functions[name]! });
+  if (s.kind === 'http') throw new UserError(`pipeline "${row.name}": step "${name}": HTTP steps defined in SQL are not available in this walflow version`);
+  throw new UserError(`pipeline "${row.name}": step "${name}": durable waits (sleep, signal) are not available in this walflow version`);
+}
+
+/** Checks, before the first run, that each SQL step's function is still the definer's own. */
+async function checkStepFunctions(db: Queryable, row: SqlPipelineRow): Promise<void> {
+  for (const [step, fn] of Object.entries(row.functions)) {
+    const { rows } = await db.query<{ owner: string | null }>(
+      `SELECT (SELECT pg_get_userbyid(proowner)::text FROM pg_proc WHERE oid = to_regprocedure($1 || '(jsonb)')) AS owner`, [fn],
+    );
+    const owner = rows[0]?.owner;
+    if (owner === null || owner === undefined) throw new UserError(`pipeline "${row.name}": step "${step}": its function ${fn} is missing (alter or re-create the pipeline)`);
+    if (owner !== row.definer) throw new UserError(`pipeline "${row.name}": step "${step}": its function ${fn} belongs to "${owner}", not to the pipeline's definer "${row.definer}"; refusing to run it`);
+  }
+}
+
+function stepsPipeline(row: SqlPipelineRow): Pipeline {
+  const d = row.definition;
+  const steps = (d.steps as Record<string, unknown>[]).map((s) => step(row, s));
+  const source = d.source as SourceDefinition | undefined;
+  return definePipeline({
+    name: row.name,
+    version: `sql-v${row.version}`,
+    ...(source ? { source } : {}),
+    ...(strs(d.startRoles) ? { startRoles: strs(d.startRoles)! } : {}),
+    setup: async ({ db }) => checkStepFunctions(db, row),
+    steps,
+  } as Parameters<typeof definePipeline>[0]);
+}
+
+/** The Pipeline of one row; throws a UserError naming the pipeline. */
+export function buildSqlPipeline(row: SqlPipelineRow): Pipeline {
+  return row.kind === 'embedding' ? embeddingPipeline(row) : stepsPipeline(row);
+}
