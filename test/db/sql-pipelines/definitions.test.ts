@@ -1,0 +1,133 @@
+// Pipelines defined from SQL, without a walflow process: the definitions are checked at call time
+// with clear errors; SQL steps bind :placeholders and run with the definer's privileges (a definer
+// cannot read through a pipeline what it cannot read itself), in the step's checkpoint transaction.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../../src/engine/engine.js';
+import { buildSqlPipeline, readSqlPipelines } from '../../../src/ops/sql-pipelines/build.js';
+import { useTestDatabase, withAdmin } from '../../harness/db.js';
+import { waitFor } from '../../harness/wait.js';
+import { asRole } from '../chaos/support/roles.js';
+
+const db = useTestDatabase();
+const sfx = randomBytes(3).toString('hex');
+const ADMIN = `sp_admin_${sfx}`;
+const PASSWORD = 'sp-password';
+let engine: Engine | undefined;
+
+const q = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await db.pool.query(sql, params)).rows as T[];
+/** The error message of a statement, or 'ok'. */
+const err = (sql: string, c: pg.Pool | pg.Client = db.pool) => c.query(sql).then(() => 'ok', (e: Error) => e.message);
+
+beforeAll(async () => {
+  await withAdmin(async (a) => a.query(`CREATE ROLE ${ADMIN} LOGIN PASSWORD '${PASSWORD}'`));
+  // The grants README "From SQL" tells an operator to give a role that defines pipelines.
+  await db.pool.query(`GRANT USAGE ON SCHEMA walflow TO ${ADMIN}`);
+  await db.pool.query(`GRANT USAGE, CREATE ON SCHEMA walflow_steps TO ${ADMIN}`);
+  await db.pool.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA walflow TO ${ADMIN}`);
+  await db.pool.query(`CREATE TABLE sp_notes (id int PRIMARY KEY, body text, title text, n int)`);
+  await db.pool.query(`CREATE TABLE sp_nokey (id int, body text)`);
+  await db.pool.query(`CREATE TABLE sp_wide (source_key text, embedding vector(8))`).catch(async () => {
+    await db.pool.query('CREATE EXTENSION IF NOT EXISTS vector');
+    await db.pool.query(`CREATE TABLE sp_wide (source_key text, embedding vector(8))`);
+  });
+  await db.pool.query(`CREATE TABLE sp_secrets (id int PRIMARY KEY, v text)`);
+  await db.pool.query(`INSERT INTO sp_secrets VALUES (1, 'the secret')`);
+  await db.pool.query(`CREATE TABLE sp_audit (n int, who text, note text)`);
+  await db.pool.query(`GRANT INSERT ON sp_audit TO ${ADMIN}`);
+  await db.pool.query(`INSERT INTO walflow.pipelines (name, version, steps) VALUES ('sp-file', 'v1', '{a}')`);
+}, 60_000);
+
+afterAll(async () => {
+  await engine?.stop();
+  await db.pool.query(`DROP OWNED BY ${ADMIN}`).catch(() => undefined);
+  await withAdmin(async (a) => {
+    await a.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [ADMIN]);
+    await a.query(`DROP ROLE IF EXISTS ${ADMIN}`).catch(() => undefined);
+  });
+});
+
+describe('defining pipelines from SQL', () => {
+  it('refuses bad definitions at call time, each with a clear error', async () => {
+    const emb = (args: string) => err(`SELECT walflow.create_embedding_pipeline(${args})`);
+    expect(await emb(`'e1', 'public.sp_missing', 'body', 'e1_out'`)).toBe('walflow: pipeline "e1": source table public.sp_missing does not exist (create it first, or qualify it with its schema)');
+    expect(await emb(`'e1', 'sp_notes', 'bodyy', 'e1_out'`)).toBe('walflow: pipeline "e1": public.sp_notes has no column "bodyy" (columns: id, body, title, n)');
+    expect(await emb(`'e1', 'sp_nokey', 'body', 'e1_out'`)).toBe('walflow: pipeline "e1": public.sp_nokey has no primary key (walflow keys runs by it): ALTER TABLE public.sp_nokey ADD PRIMARY KEY (...)');
+    expect(await emb(`'e1', 'sp_notes', 'n', 'e1_out'`)).toBe('walflow: pipeline "e1": text column "n" of public.sp_notes is integer; the chunker needs text (text, varchar, json/jsonb)');
+    expect(await emb(`'e1', 'sp_notes', 'body', 'e1_out', template => '{titel}: {chunk}'`)).toBe('walflow: pipeline "e1": public.sp_notes has no column "titel" (columns: id, body, title, n)');
+    expect(await emb(`'e1', 'sp_notes', 'body', 'e1_out', template => '{title}'`)).toBe(`walflow: pipeline "e1": template must contain {chunk} (e.g. '{title}: {chunk}')`);
+    expect(await emb(`'e1', 'sp_notes', 'body', 'sp_wide'`)).toBe('walflow: pipeline "e1": target sp_wide holds 8-dim vectors but the model makes 512: choose another target_table, or drop that one to re-embed');
+    expect(await emb(`'e1', 'sp_notes', 'body', 'e1_out', embedder => 'cohere'`)).toBe(`walflow: pipeline "e1": unknown embedder "cohere" (use 'local' or 'openai', an OpenAI-compatible API)`);
+    expect(await emb(`'e1', 'sp_notes', 'body', 'e1_out', embedder => 'openai', base_url => 'https://api.example.com/v1', model => 'm', dimensions => 8, api_key_env => 'sk-proj-abc123'`))
+      .toBe(`walflow: pipeline "e1": api_key_env takes the NAME of an environment variable of the walflow processes that holds the key (e.g. 'OPENAI_API_KEY'), never the key itself`);
+    expect(await emb(`'e1', 'sp_notes', 'body', 'e1_out', embedder => 'openai', base_url => 'https://api.example.com/v1'`))
+      .toBe(`walflow: pipeline "e1": embedder 'openai' needs model and dimensions (e.g. model => 'text-embedding-3-small', dimensions => 1536)`);
+    expect(await emb(`'sp-file', 'sp_notes', 'body', 'e1_out'`)).toBe('walflow: pipeline "sp-file" is defined by a pipeline file (a walflow process registered it): choose another name');
+    expect(await emb(`'bad name!', 'sp_notes', 'body', 'e1_out'`)).toBe('walflow: a pipeline needs a name of letters, digits, _ . - starting with a letter or _ (got "bad name!")');
+
+    const steps = (s: string, source = 'NULL') => err(`SELECT walflow.create_pipeline('s1', ${s}, ${source})`);
+    expect(await steps(`ARRAY[]::jsonb[]`)).toBe('walflow: pipeline "s1" needs at least one step (walflow.sql_step(name, statement), walflow.http_step(...), …)');
+    expect(await steps(`ARRAY[walflow.sql_step('a', 'SELECT 1'), walflow.sql_step('a', 'SELECT 2')]`)).toBe('walflow: pipeline "s1": duplicate step name "a"');
+    expect(await steps(`ARRAY['{"name": "x"}'::jsonb]`)).toBe('walflow: pipeline "s1": step 1 ("x") is not a step: build it with walflow.sql_step, walflow.http_step, walflow.sleep_step or walflow.signal_step');
+    expect(await steps(`ARRAY[walflow.sql_step('a', 'SELEC 1')]`)).toBe('walflow: pipeline "s1": step "a": syntax error at or near "SELEC"');
+    expect(await steps(`ARRAY[walflow.sql_step('a', 'SELECT 1')]`, `'{"table": "sp_notes", "events": ["upsert"]}'`)).toBe('walflow: pipeline "s1": unknown source event "upsert" (use insert, update, delete, truncate)');
+    expect(await steps(`ARRAY[walflow.sql_step('a', 'SELECT 1')]`, `'{"table": "sp_notes", "columns": ["nope"]}'`)).toBe('walflow: pipeline "s1": public.sp_notes has no column "nope"');
+    expect(await steps(`ARRAY[walflow.http_step('a', 'POST', 'ftp://x')]`)).toBe('walflow: pipeline "s1": step "a": url must be an http(s) URL (got "ftp://x")');
+    // Nothing of a refused definition was kept.
+    expect(await q(`SELECT name FROM walflow.sql_pipelines`)).toEqual([]);
+
+    // A role without the operator's grants may not define pipelines at all.
+    const plain = `sp_plain_${sfx}`;
+    await withAdmin(async (a) => a.query(`CREATE ROLE ${plain} LOGIN PASSWORD '${PASSWORD}'`));
+    try {
+      await db.pool.query(`GRANT USAGE ON SCHEMA walflow TO ${plain}`);
+      expect(await asRole(db.url, plain, PASSWORD, (c) => err(`SELECT walflow.create_pipeline('s1', ARRAY[walflow.sql_step('a', 'SELECT 1')])`, c)))
+        .toBe('permission denied for function create_pipeline');
+    } finally {
+      await db.pool.query(`DROP OWNED BY ${plain}`);
+      await withAdmin(async (a) => a.query(`DROP ROLE ${plain}`));
+    }
+  });
+
+  it('SQL steps bind placeholders from the run and run with the definer\'s privileges: no reading through a pipeline what the definer cannot read', async () => {
+    // The definer may not even define a source pipeline on a table it cannot read (runs carry its rows).
+    expect(await asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT walflow.create_pipeline('sp-src', ARRAY[walflow.sql_step('a', 'SELECT 1')], '{"table": "sp_secrets"}')`, c)))
+      .toBe(`walflow: pipeline "sp-src": role "${ADMIN}" may not SELECT from public.sp_secrets, so it may not define a pipeline on it`);
+    await asRole(db.url, ADMIN, PASSWORD, async (c) => {
+      await c.query(`SELECT walflow.create_pipeline('sp-steal', ARRAY[
+        walflow.sql_step('steal', 'SELECT v FROM sp_secrets'),
+        walflow.sql_step('leak', 'INSERT INTO sp_audit (n, who, note) VALUES (0, current_user, :prev.rows)')])`);
+      await c.query(`SELECT walflow.create_pipeline('sp-audit', ARRAY[
+        walflow.sql_step('first', $$SELECT :input.n::int * 2 AS doubled, ':input.n' AS literal, "x:prev" FROM (SELECT 1 AS "x:prev") t$$),
+        walflow.sql_step('record', 'INSERT INTO sp_audit (n, who, note) VALUES (:steps.first.rows.0.doubled::int, current_user, :run.key || ''/'' || :prev.count)')])`);
+    });
+    const rows = await readSqlPipelines(db.pool);
+    expect(rows.map((r) => [r.name, r.version, r.definer])).toEqual([['sp-audit', 1, ADMIN], ['sp-steal', 1, ADMIN]]);
+    engine = new Engine({ url: db.url, pipelines: rows.map(buildSqlPipeline), pollIntervalMs: 50 });
+    await engine.register();
+    await engine.runWorkers();
+    const steal = (await q<{ id: string }>(`SELECT walflow.start('sp-steal', '{}', 'k') AS id`))[0]!.id;
+    const audit = (await q<{ id: string }>(`SELECT walflow.start('sp-audit', '{"n": 21}', 'key-1') AS id`))[0]!.id;
+    await waitFor('both runs finished', async () =>
+      (await q<{ n: number }>(`SELECT count(*)::int AS n FROM walflow.runs WHERE id = ANY($1) AND status IN ('completed', 'failed')`, [[steal, audit]]))[0]!.n === 2, 30_000);
+    const [s] = await q<{ status: string; error: { message: string }; attempts: number }>(
+      `SELECT status, error, (SELECT count(*)::int FROM walflow.step_errors e WHERE e.run_id = r.id) AS attempts FROM walflow.runs r WHERE id = $1`, [steal]);
+    // Denied with the definer's privileges (walflow's own role could read it), not retried, and nothing leaked.
+    expect(s!.status).toBe('failed');
+    expect(s!.error.message).toMatch(/permission denied for table sp_secrets/);
+    expect(s!.attempts).toBe(1);
+    expect(await q(`SELECT n, who, note FROM sp_audit ORDER BY n`)).toEqual([{ n: 42, who: ADMIN, note: 'key-1/1' }]);
+    const first = await q<{ output: unknown }>(`SELECT output FROM walflow.steps WHERE run_id = $1 AND step = 'first'`, [audit]);
+    expect(first[0]!.output).toEqual({ rows: [{ doubled: 42, literal: ':input.n', 'x:prev': 1 }], count: 1 });
+    // The step functions are the definer's (SECURITY DEFINER), and PUBLIC may not call them.
+    expect(await q(`SELECT p.proname, pg_get_userbyid(p.proowner) AS owner, p.prosecdef,
+                           (SELECT count(*)::int FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public_grants
+                      FROM pg_proc p WHERE p.pronamespace = 'walflow_steps'::regnamespace ORDER BY 1`)).toEqual([
+      { proname: 'sp-audit/first/v1', owner: ADMIN, prosecdef: true, public_grants: 0 },
+      { proname: 'sp-audit/record/v1', owner: ADMIN, prosecdef: true, public_grants: 0 },
+      { proname: 'sp-steal/leak/v1', owner: ADMIN, prosecdef: true, public_grants: 0 },
+      { proname: 'sp-steal/steal/v1', owner: ADMIN, prosecdef: true, public_grants: 0 },
+    ]);
+  });
+});
