@@ -5,8 +5,8 @@ import { defineConfig } from 'vitest/config';
 // runs after it, one file at a time on a server of its own. The live-reload test is there: run
 // beside the other files, its first reloads waited minutes on something the rest of the suite did
 // to the shared server (not yet explained; see the closing note of session 4), while alone they take
-// a second.
-const ALONE = ['test/db/ops/reload.test.ts'];
+// a second. The SQL-pipelines live test reloads the same way.
+const ALONE = ['test/db/ops/reload.test.ts', 'test/db/ops/sql-pipelines.test.ts'];
 export default defineConfig({
   test: {
     projects: [
