@@ -3,9 +3,11 @@
 --   steps, source: a pipeline of walflow.create_pipeline (its steps replaced as a whole);
 --   options: an embedding pipeline's options to change, by create_embedding_pipeline's argument
 --            names: alter_pipeline('notes-embed', options => '{"chunk_size": 64}').
--- Runs in flight continue on the new version from their next step (steps matched by position, as
--- for a changed pipeline file). The caller becomes the definer: its privileges are the new SQL
--- steps'. Returns the new version. Runs as the caller; EXECUTE is the operator's grant.
+-- As for a changed pipeline file: a run a worker holds when the change arrives finishes on the
+-- version it started with (that version's step functions stay until the pipeline is dropped); runs
+-- claimed afterwards, including ones part done, continue on the new version from their next
+-- step. The caller becomes the definer: its privileges are the new SQL steps'. Returns the new
+-- version. Runs as the caller; EXECUTE is the operator's grant.
 CREATE OR REPLACE FUNCTION walflow.alter_pipeline(name text, steps jsonb[] DEFAULT NULL, source jsonb DEFAULT NULL, options jsonb DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE

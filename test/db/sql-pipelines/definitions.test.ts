@@ -130,4 +130,35 @@ describe('defining pipelines from SQL', () => {
       { proname: 'sp-steal/steal/v1', owner: ADMIN, prosecdef: true, public_grants: 0 },
     ]);
   });
+
+  it('alter makes a new version with new step functions (the old ones stay for runs in flight); drop removes the pipeline, its functions and its registration', async () => {
+    await engine?.stop();
+    engine = undefined;
+    const v = await asRole(db.url, ADMIN, PASSWORD, async (c) => (await c.query(`SELECT walflow.alter_pipeline('sp-audit', ARRAY[
+      walflow.sql_step('first', 'SELECT 5 AS doubled'),
+      walflow.sql_step('record', 'INSERT INTO sp_audit (n, who, note) VALUES (:steps.first.rows.0.doubled::int, current_user, ''v2'')')]) AS v`)).rows[0].v);
+    expect(v).toBe(2);
+    const fns = async () => (await q<{ f: string }>(`SELECT proname AS f FROM pg_proc WHERE pronamespace = 'walflow_steps'::regnamespace AND proname LIKE 'sp-audit/%' ORDER BY 1`)).map((r) => r.f);
+    expect(await fns()).toEqual(['sp-audit/first/v1', 'sp-audit/first/v2', 'sp-audit/record/v1', 'sp-audit/record/v2']);
+    const rows = await readSqlPipelines(db.pool);
+    engine = new Engine({ url: db.url, pipelines: rows.map(buildSqlPipeline), pollIntervalMs: 50 });
+    await engine.register();
+    await engine.runWorkers();
+    expect(await q(`SELECT version FROM walflow.pipelines WHERE name = 'sp-audit'`)).toEqual([{ version: 'sql-v2' }]);
+    const id = (await q<{ id: string }>(`SELECT walflow.start('sp-audit', '{}', 'k2') AS id`))[0]!.id;
+    await waitFor('the v2 run completed', async () => (await q(`SELECT 1 FROM walflow.runs WHERE id = $1 AND status = 'completed'`, [id])).length === 1, 30_000);
+    expect(await q(`SELECT pipeline_version FROM walflow.runs WHERE id = $1`, [id])).toEqual([{ pipeline_version: 'sql-v2' }]);
+    expect(await q(`SELECT n, note FROM sp_audit WHERE note = 'v2'`)).toEqual([{ n: 5, note: 'v2' }]);
+    await engine.stop();
+    engine = undefined;
+
+    expect(await err(`SELECT walflow.alter_pipeline('sp-audit', options => '{"chunk_size": 5}')`)).toBe('walflow: pipeline "sp-audit" is not an embedding pipeline: change its steps or source');
+    expect(await err(`SELECT walflow.drop_pipeline('sp-nope')`)).toBe('walflow: no SQL-defined pipeline "sp-nope" (walflow.pipeline_status lists them)');
+    expect(await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.drop_pipeline('sp-audit') AS ok`).then((r) => r.rows[0].ok))).toBe(true);
+    expect(await fns()).toEqual([]);
+    expect(await q(`SELECT name FROM walflow.sql_pipelines UNION ALL SELECT name FROM walflow.pipelines WHERE name = 'sp-audit'`)).toEqual([{ name: 'sp-steal' }]);
+    // Its runs stay for inspection; the name is free again.
+    expect(await q(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'sp-audit'`)).toEqual([{ n: 2 }]);
+    expect(await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_pipeline('sp-audit', ARRAY[walflow.sql_step('a', 'SELECT 1')]) AS v`).then((r) => r.rows[0].v))).toBe(1);
+  });
 });
