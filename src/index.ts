@@ -3,10 +3,15 @@
 export { definePipeline, step, batchStep, type DefinePipeline, type Pipeline, type SourcePipelineDefinition } from './pipeline/define.js';
 export type {
   BatchItem, BatchOptions, BatchStep, ChangeEvent, ChangeOp, InputSchema, Json, PipelineDefinition, PipelineHookContext,
-  RetryPolicy, SingleStep, SourceDefinition, SourceRunInput, SourceRunInputFor, StepContext, StepDefinition, TxClient,
+  RetryPolicy, SingleStep, SourceDefinition, SourceRunInput, SourceRunInputFor, StepContext, StepDefinition, StepErrorHints, TxClient,
 } from './pipeline/types.js';
 export { NonRetryableError, RunInputError, StepTimeoutError } from './engine/retry.js';
 export { Engine, type EngineOptions, type StartOptions } from './engine/engine.js';
 export { createEmbeddingPipeline, type EmbeddingPipelineOptions, type EmbeddingPipeline, type SearchHit } from './steps/embedding/pipeline.js';
+export { httpStep, type HttpStepOptions, type SecretHeader, type FromRun } from './steps/http/http-step.js';
+export type { HttpStepOutput } from './steps/http/http-response.js';
+export { HttpStepError } from './steps/http/http-errors.js';
+export { vetUrl, hostAllowed, HostNotAllowedError, type HostPolicy, type HostPolicyOption } from './steps/http/host-policy.js';
+export { httpHostPolicyFromConfig } from './steps/http/config-policy.js';
 export type { EmbedderSpec } from './steps/embedding/embedder-spec.js';
 export { loadConfig, type WalflowConfig } from './config/config.js';

@@ -12,6 +12,9 @@ const intFromString = (min: number, max: number) => {
   return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 };
 
+/** An outbound-host allowlist entry (parsed in full by src/steps/http/host-policy.ts). */
+const HOST_PATTERN = /^(\*\.)?([a-z0-9_.-]+|\[[0-9a-f:.]+\])(:(\d{1,5}|\*))?$/i;
+
 export const configSchema = z.object({
   /** Connection string. Unset: walflow uses (and provisions) its embedded local cluster. */
   databaseUrl: z.string().min(1).optional(),
@@ -53,6 +56,16 @@ export const configSchema = z.object({
   uiToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 16`)').optional(),
   /** Optional token required to view the console at all. */
   uiViewToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 16`)').optional(),
+  /**
+   * Hosts that HTTP steps of SQL-defined pipelines may call (comma-separated in the environment):
+   * `api.example.com`, `*.example.com`, `api.example.com:8443`, `10.0.0.5:*`. Empty: none.
+   */
+  httpAllowHosts: z.preprocess(
+    (v) => (typeof v === 'string' ? v.split(',').map((h) => h.trim()).filter((h) => h !== '') : v),
+    z.array(z.string().regex(HOST_PATTERN, { error: (i) => `${JSON.stringify(i.input)} is not a host pattern (e.g. api.example.com, *.example.com, api.example.com:8443, 10.0.0.5:*)` })),
+  ).default([]),
+  /** Let those HTTP steps reach loopback and private-network addresses (link-local and metadata stay refused). */
+  httpAllowPrivate: z.boolean().default(false),
 });
 
 export type WalflowConfig = Omit<z.infer<typeof configSchema>, 'lowWatermark'> & { lowWatermark: number };
@@ -90,6 +103,8 @@ const envKeys: Record<string, keyof ConfigInput> = {
   WALFLOW_UI_HOST: 'uiHost',
   WALFLOW_UI_TOKEN: 'uiToken',
   WALFLOW_UI_VIEW_TOKEN: 'uiViewToken',
+  WALFLOW_HTTP_ALLOW_HOSTS: 'httpAllowHosts',
+  WALFLOW_HTTP_ALLOW_PRIVATE: 'httpAllowPrivate',
 };
 
 /** Deprecated environment variables: old → new. */
@@ -136,7 +151,7 @@ function fromEnv(env: NodeJS.ProcessEnv, problems: string[], setBy: Map<string, 
     if (out[key] !== undefined) continue; // DATABASE_URL wins over WALFLOW_DATABASE_URL, a new name over its old one
     if (renamedEnv[name]) warnDeprecated(name, renamedEnv[name]);
     setBy.set(key, name);
-    if (key === 'logPretty' || key === 'replication') {
+    if (key === 'logPretty' || key === 'replication' || key === 'httpAllowPrivate') {
       const b = parseBool(value);
       if (b === undefined) problems.push(`${key} (${name}): must be true or false (got ${JSON.stringify(value)})`);
       else out[key] = b;
@@ -190,7 +205,7 @@ export function loadConfig(
   };
   if (!parsed.success) {
     for (const i of parsed.error.issues) {
-      const key = i.path.join('.') as keyof ConfigInput;
+      const key = String(i.path[0]) as keyof ConfigInput; // the top key: a list's entry is named in the message
       // The value as given (never a connection string: it may hold a password).
       const given = key !== 'databaseUrl' && key !== 'uiToken' && key !== 'uiViewToken' && raw[key] !== undefined ? ` (got ${JSON.stringify(raw[key])})` : '';
       problems.push(`${name(key)}: ${i.message}${given}`);

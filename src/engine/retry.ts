@@ -1,6 +1,6 @@
 // Retry decisions: exponential backoff with full jitter, and which errors are worth retrying.
 import { redactSecrets, UserError } from '../errors.js';
-import type { RetryPolicy } from '../pipeline/types.js';
+import type { RetryPolicy, StepErrorHints } from '../pipeline/types.js';
 import { backoffMs } from '../util/backoff.js';
 
 export const DEFAULT_RETRY: Required<Omit<RetryPolicy, 'retryable'>> = {
@@ -37,11 +37,23 @@ export function isRetryable(err: unknown, policy: RetryPolicy | undefined): bool
   return policy?.retryable ? policy.retryable(err) : true;
 }
 
-/** Delay before attempt `nextAttempt` (2 for the first retry): uniform in [0, min(max, initial·2^(n-2))] (full jitter). */
-export function retryDelayMs(policy: RetryPolicy | undefined, nextAttempt: number, random: () => number = Math.random): number {
+/** A step error's `retryAfterMs` hint (StepErrorHints), when it is a usable number. */
+export function retryAfterHintMs(err: unknown): number | undefined {
+  const v = err && typeof err === 'object' ? (err as StepErrorHints).retryAfterMs : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
+/**
+ * Delay before attempt `nextAttempt` (2 for the first retry): uniform in [0, min(max, initial·2^(n-2))]
+ * (full jitter); after an error `err` with a `retryAfterMs` hint, no shorter than the hint, but never
+ * longer than the policy's maxDelayMs (which wins over the hint).
+ */
+export function retryDelayMs(policy: RetryPolicy | undefined, nextAttempt: number, random: () => number = Math.random, err?: unknown): number {
   const initialMs = policy?.initialDelayMs ?? DEFAULT_RETRY.initialDelayMs;
   const maxMs = policy?.maxDelayMs ?? DEFAULT_RETRY.maxDelayMs;
-  return backoffMs(nextAttempt - 2, { initialMs, maxMs }, random);
+  const backoff = backoffMs(nextAttempt - 2, { initialMs, maxMs }, random);
+  const hint = retryAfterHintMs(err);
+  return hint === undefined ? backoff : Math.min(maxMs, Math.max(backoff, Math.ceil(hint)));
 }
 
 export function maxAttempts(policy: RetryPolicy | undefined): number {

@@ -152,7 +152,7 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
 /** `base`: executions before the run's last manual retry; the budget and the backoff count from it. */
 async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, base: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
   const retry = retryable && attempt - base < maxAttempts(step.retry);
-  const retryAt = retry ? new Date(Date.now() + retryDelayMs(step.retry, attempt - base + 1)) : null;
+  const retryAt = retry ? new Date(Date.now() + retryDelayMs(step.retry, attempt - base + 1, Math.random, error)) : null;
   const stored = toStoredError(error, { step: step.name, attempt });
   const owned = await deps.failures.submit({
     run_id: run.id, step_index: index, step: step.name, error: stored, attempts: attempt,

@@ -51,6 +51,19 @@ export interface RetryPolicy {
   retryable?: (err: unknown) => boolean;
 }
 
+/**
+ * Fields the engine reads from an error a step throws (any Error subclass may carry them; the
+ * engine matches by shape, so steps need not import it):
+ * - `retryable: false`: the run fails at once, whatever the retry policy.
+ * - `retryAfterMs`: the next attempt starts no earlier than this many ms after the failure (a
+ *   server's Retry-After). The policy's `maxDelayMs` still wins: a longer hint is cut to it, so a
+ *   server cannot park a run for longer than its author allowed.
+ */
+export interface StepErrorHints {
+  retryable?: boolean;
+  retryAfterMs?: number;
+}
+
 export interface BatchOptions {
   /** Most items per call. */
   maxItems: number;

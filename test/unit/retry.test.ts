@@ -10,6 +10,16 @@ describe('retry policy', () => {
     expect(retryDelayMs(policy, 4, () => 0.5)).toBe(200);
   });
 
+  it("waits at least an error's retryAfterMs hint, but never past maxDelayMs (the policy wins)", () => {
+    const policy = { initialDelayMs: 100, maxDelayMs: 5000 };
+    const hinted = (retryAfterMs: unknown) => Object.assign(new Error('429'), { retryAfterMs });
+    expect(retryDelayMs(policy, 2, () => 1, hinted(2000))).toBe(2000);
+    expect(retryDelayMs(policy, 6, () => 1, hinted(50))).toBe(1600); // the backoff is longer: it stands
+    expect(retryDelayMs(policy, 2, () => 1, hinted(60_000))).toBe(5000);
+    expect(retryDelayMs(policy, 2, () => 1, hinted('soon'))).toBe(100);
+    expect(retryDelayMs(policy, 2, () => 1, new Error('plain'))).toBe(100);
+  });
+
   it('never retries NonRetryableError or errors marked retryable=false; otherwise asks the policy', () => {
     expect(isRetryable(new NonRetryableError('x'), undefined)).toBe(false);
     expect(isRetryable(new UserError('run input lacks key column(s) id'), undefined)).toBe(false);

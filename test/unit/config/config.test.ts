@@ -23,7 +23,7 @@ describe('configuration defaults', () => {
       dataDir: '/srv/.walflow/pg', pipelinesDir: '/srv/pipelines', logLevel: 'info', workers: 2, maxInFlight: 200,
       leaseMs: 30_000, pollIntervalMs: 1_000, retentionHours: 168, shutdownTimeoutMs: 30_000, replication: true,
       slotName: 'walflow', publicationName: 'walflow', replicationWriters: 2, highWatermark: 50_000, lowWatermark: 25_000, metricsPort: 0,
-      uiPort: 0, uiHost: '127.0.0.1',
+      uiPort: 0, uiHost: '127.0.0.1', httpAllowHosts: [], httpAllowPrivate: false,
     });
   });
 
@@ -38,12 +38,14 @@ describe('configuration defaults', () => {
       WALFLOW_SHUTDOWN_TIMEOUT_MS: '100', WALFLOW_REPLICATION: 'off', WALFLOW_SLOT_NAME: 'wf_a', WALFLOW_PUBLICATION_NAME: 'wf_b',
       WALFLOW_REPLICATION_WRITERS: '3', WALFLOW_HIGH_WATERMARK: '1000', WALFLOW_LOW_WATERMARK: '10', WALFLOW_METRICS_PORT: '9464',
       WALFLOW_UI_PORT: '8321', WALFLOW_UI_HOST: '0.0.0.0', WALFLOW_UI_TOKEN: 'act-token-0123456789', WALFLOW_UI_VIEW_TOKEN: 'view-token-0123456789',
+      WALFLOW_HTTP_ALLOW_HOSTS: ' api.example.com, *.svc.example.com:8443 ,,[fd00::5]:*', WALFLOW_HTTP_ALLOW_PRIVATE: 'yes',
     };
     expect(loadConfig({}, env, '/srv')).toEqual({
       databaseUrl: 'postgres://h/db', dataDir: '/srv/data', pipelinesDir: '/p', logLevel: 'debug', logPretty: true, workers: 4, maxInFlight: 50,
       leaseMs: 5000, pollIntervalMs: 250, retentionHours: 0, shutdownTimeoutMs: 100, replication: false, slotName: 'wf_a', publicationName: 'wf_b',
       replicationWriters: 3, highWatermark: 1000, lowWatermark: 10, metricsPort: 9464,
       uiPort: 8321, uiHost: '0.0.0.0', uiToken: 'act-token-0123456789', uiViewToken: 'view-token-0123456789',
+      httpAllowHosts: ['api.example.com', '*.svc.example.com:8443', '[fd00::5]:*'], httpAllowPrivate: true,
     });
     expect(loadConfig({ workers: 1, replication: true }, env, '/srv')).toMatchObject({ workers: 1, replication: true });
     expect(loadConfig({}, { WALFLOW_DATABASE_URL: 'postgres://b/db' }, '/srv').databaseUrl).toBe('postgres://b/db');
@@ -82,6 +84,12 @@ describe('configuration defaults', () => {
 });
 
 describe('configuration errors', () => {
+  it('an outbound-host allowlist entry that is not a host pattern is named', () => {
+    expect(problem({}, { WALFLOW_HTTP_ALLOW_HOSTS: 'api.example.com,https://x.example.com/' })).toMatch(
+      /httpAllowHosts \(WALFLOW_HTTP_ALLOW_HOSTS\): "https:\/\/x\.example\.com\/" is not a host pattern/,
+    );
+  });
+
   it('a console token too short to be safe is refused by name, without echoing it', () => {
     const msg = problem({}, { WALFLOW_UI_TOKEN: 'short-secret' });
     expect(msg).toContain('uiToken (WALFLOW_UI_TOKEN): must be at least 16 characters');
