@@ -40,7 +40,7 @@ async function pickPipeline(config: WalflowConfig, name: string): Promise<Pipeli
 
 /** The pipelines defined from SQL, built as `walflow run` builds them; none when the database has no such table. */
 async function sqlPipelines(config: WalflowConfig): Promise<{ pipelines: Pipeline[]; errors: Map<string, string> }> {
-  const { buildSqlPipeline, readSqlPipelines } = await import('../sql-pipelines/build.js');
+  const [{ buildSqlPipeline, readSqlPipelines }, { httpHostPolicyFromConfig }] = await Promise.all([import('../sql-pipelines/build.js'), import('../../steps/http/config-policy.js')]);
   const rows = await withClient((c) => readSqlPipelines(c).catch((err: { code?: string }) => {
     if (err.code === '42P01' || err.code === '3F000') return [];
     throw err;
@@ -49,7 +49,7 @@ async function sqlPipelines(config: WalflowConfig): Promise<{ pipelines: Pipelin
   const errors = new Map<string, string>();
   for (const row of rows) {
     try {
-      pipelines.push(buildSqlPipeline(row));
+      pipelines.push(buildSqlPipeline(row, { hostPolicy: httpHostPolicyFromConfig(config) }));
     } catch (err) {
       errors.set(row.name, (err as Error).message);
     }
@@ -144,7 +144,8 @@ export function registerPipelineCommands(program: Command): void {
         server?.attach(running);
         const { PipelineReloader } = await import('../pipeline-reloader.js');
         const { SqlPipelineWatcher } = await import('../sql-pipelines/watcher.js');
-        sqlWatcher = new SqlPipelineWatcher({ url, log, onChange: () => void reloader?.reload() });
+        const { httpHostPolicyFromConfig } = await import('../../steps/http/config-policy.js');
+        sqlWatcher = new SqlPipelineWatcher({ url, log, onChange: () => void reloader?.reload(), build: { hostPolicy: httpHostPolicyFromConfig(config) } });
         reloader = new PipelineReloader({ dir: config.pipelinesDir, ...(only?.length ? { only } : {}), walflow: running, metrics, log, initial: files, sql: sqlWatcher });
         reloader.start();
         sqlWatcher.start(running.engine.pool);

@@ -6,7 +6,14 @@ import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
 import type { Queryable, SourceDefinition, StepDefinition } from '../../pipeline/types.js';
 import { createEmbeddingPipeline } from '../../steps/embedding/pipeline.js';
+import type { HostPolicy } from '../../steps/http/host-policy.js';
+import { sqlHttpStep } from '../../steps/sql/sql-http-step.js';
 import { sqlStep } from '../../steps/sql/sql-step.js';
+
+export interface BuildOptions {
+  /** The operator's outbound-host policy for HTTP steps (httpHostPolicyFromConfig). */
+  hostPolicy: HostPolicy;
+}
 
 export interface SqlPipelineRow {
   name: string;
@@ -54,10 +61,18 @@ function embeddingPipeline(row: SqlPipelineRow): Pipeline {
   });
 }
 
-function step(row: SqlPipelineRow, s: Record<string, unknown>): StepDefinition {
+function step(row: SqlPipelineRow, s: Record<string, unknown>, o: BuildOptions): StepDefinition {
   const name = String(s.name);
   if (s.kind === 'sql') return sqlStep({ name, fn: row.functions[name]! });
-  if (s.kind === 'http') throw new UserError(`pipeline "${row.name}": step "${name}": HTTP steps defined in SQL are not available in this walflow version`);
+  if (s.kind === 'http') {
+    return sqlHttpStep({
+      name, url: String(s.url), hostPolicy: o.hostPolicy,
+      ...(str(s.method) ? { method: str(s.method)! } : {}),
+      ...(s.headers && typeof s.headers === 'object' ? { headers: s.headers as Record<string, string> } : {}),
+      ...(s.body !== undefined && s.body !== null ? { body: s.body } : {}),
+      ...(int(s.timeoutMs) ? { timeoutMs: int(s.timeoutMs)! } : {}),
+    });
+  }
   throw new UserError(`pipeline "${row.name}": step "${name}": durable waits (sleep, signal) are not available in this walflow version`);
 }
 
@@ -73,9 +88,9 @@ async function checkStepFunctions(db: Queryable, row: SqlPipelineRow): Promise<v
   }
 }
 
-function stepsPipeline(row: SqlPipelineRow): Pipeline {
+function stepsPipeline(row: SqlPipelineRow, o: BuildOptions): Pipeline {
   const d = row.definition;
-  const steps = (d.steps as Record<string, unknown>[]).map((s) => step(row, s));
+  const steps = (d.steps as Record<string, unknown>[]).map((s) => step(row, s, o));
   const source = d.source as SourceDefinition | undefined;
   return definePipeline({
     name: row.name,
@@ -88,6 +103,6 @@ function stepsPipeline(row: SqlPipelineRow): Pipeline {
 }
 
 /** The Pipeline of one row; throws a UserError naming the pipeline. */
-export function buildSqlPipeline(row: SqlPipelineRow): Pipeline {
-  return row.kind === 'embedding' ? embeddingPipeline(row) : stepsPipeline(row);
+export function buildSqlPipeline(row: SqlPipelineRow, o: BuildOptions): Pipeline {
+  return row.kind === 'embedding' ? embeddingPipeline(row) : stepsPipeline(row, o);
 }

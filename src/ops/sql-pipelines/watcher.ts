@@ -9,7 +9,7 @@ import { connectClient } from '../../db/connection.js';
 import type { Pipeline } from '../../pipeline/define.js';
 import type { Queryable } from '../../pipeline/types.js';
 import { repeatWithoutOverlap, type Repeating } from '../../util/repeat.js';
-import { buildSqlPipeline, readSqlPipelines } from './build.js';
+import { buildSqlPipeline, readSqlPipelines, type BuildOptions } from './build.js';
 
 export interface SqlPipelineSet {
   pipelines: Pipeline[];
@@ -23,6 +23,7 @@ export interface SqlPipelineWatcherOptions {
   /** Called on a notification, or when the poll sees another (name, version) list. */
   onChange: () => void;
   pollMs?: number;
+  build: BuildOptions;
 }
 
 export class SqlPipelineWatcher {
@@ -46,7 +47,7 @@ export class SqlPipelineWatcher {
     for (const row of rows) {
       const k = `${row.name}@${row.version}`;
       try {
-        const p = this.built.get(k) ?? buildSqlPipeline(row);
+        const p = this.built.get(k) ?? buildSqlPipeline(row, this.o.build);
         next.set(k, p);
         pipelines.push(p);
       } catch (err) {

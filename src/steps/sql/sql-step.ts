@@ -3,19 +3,12 @@
 // SECURITY DEFINER, so the statement runs with the definer's privileges, never with walflow's — in
 // the step's ctx.tx: its effect commits together with the checkpoint, exactly once.
 import type { SingleStep, StepContext } from '../../pipeline/types.js';
+import { runContext } from './run-context.js';
 
 export interface SqlStepOptions {
   name: string;
   /** The step function, schema-qualified and quoted (walflow.sql_step_function). */
   fn: string;
-}
-
-/** What the statement's :input… :steps… :prev… :run… placeholders read. */
-interface StepCallContext {
-  input: unknown;
-  steps: Record<string, unknown>;
-  prev: unknown;
-  run: { id: string; key: string | null; pipeline: string };
 }
 
 /**
@@ -35,15 +28,7 @@ export function sqlStep(o: SqlStepOptions): SingleStep<unknown, unknown> {
     run: async (ctx: StepContext, prev: unknown) => {
       const tx = await ctx.tx();
       // Earlier steps' outputs are their checkpoints (committed; this step's own is not yet).
-      const { rows } = await tx.query<{ step: string; output: unknown }>(
-        `SELECT step, output FROM walflow.steps WHERE run_id = $1 ORDER BY step_index`, [ctx.runId],
-      );
-      const call: StepCallContext = {
-        input: ctx.runInput,
-        steps: Object.fromEntries(rows.map((r) => [r.step, r.output])),
-        prev: prev ?? null,
-        run: { id: ctx.runId, key: ctx.key, pipeline: ctx.pipeline },
-      };
+      const call = await runContext(tx, ctx, prev);
       const { rows: out } = await tx.query<{ r: unknown }>(`SELECT ${o.fn}($1::jsonb) AS r`, [JSON.stringify(call)]);
       return out[0]?.r ?? null;
     },

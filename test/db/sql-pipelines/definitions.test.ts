@@ -2,10 +2,12 @@
 // with clear errors; SQL steps bind :placeholders and run with the definer's privileges (a definer
 // cannot read through a pipeline what it cannot read itself), in the step's checkpoint transaction.
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
 import { buildSqlPipeline, readSqlPipelines } from '../../../src/ops/sql-pipelines/build.js';
+import { httpHostPolicyFromConfig } from '../../../src/steps/http/config-policy.js';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import { asRole } from '../chaos/support/roles.js';
@@ -104,7 +106,7 @@ describe('defining pipelines from SQL', () => {
     });
     const rows = await readSqlPipelines(db.pool);
     expect(rows.map((r) => [r.name, r.version, r.definer])).toEqual([['sp-audit', 1, ADMIN], ['sp-steal', 1, ADMIN]]);
-    engine = new Engine({ url: db.url, pipelines: rows.map(buildSqlPipeline), pollIntervalMs: 50 });
+    engine = new Engine({ url: db.url, pipelines: rows.map((r) => buildSqlPipeline(r, { hostPolicy: { allowHosts: [] } })), pollIntervalMs: 50 });
     await engine.register();
     await engine.runWorkers();
     const steal = (await q<{ id: string }>(`SELECT walflow.start('sp-steal', '{}', 'k') AS id`))[0]!.id;
@@ -141,7 +143,7 @@ describe('defining pipelines from SQL', () => {
     const fns = async () => (await q<{ f: string }>(`SELECT proname AS f FROM pg_proc WHERE pronamespace = 'walflow_steps'::regnamespace AND proname LIKE 'sp-audit/%' ORDER BY 1`)).map((r) => r.f);
     expect(await fns()).toEqual(['sp-audit/first/v1', 'sp-audit/first/v2', 'sp-audit/record/v1', 'sp-audit/record/v2']);
     const rows = await readSqlPipelines(db.pool);
-    engine = new Engine({ url: db.url, pipelines: rows.map(buildSqlPipeline), pollIntervalMs: 50 });
+    engine = new Engine({ url: db.url, pipelines: rows.map((r) => buildSqlPipeline(r, { hostPolicy: { allowHosts: [] } })), pollIntervalMs: 50 });
     await engine.register();
     await engine.runWorkers();
     expect(await q(`SELECT version FROM walflow.pipelines WHERE name = 'sp-audit'`)).toEqual([{ version: 'sql-v2' }]);
@@ -160,5 +162,51 @@ describe('defining pipelines from SQL', () => {
     // Its runs stay for inspection; the name is free again.
     expect(await q(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'sp-audit'`)).toEqual([{ n: 2 }]);
     expect(await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_pipeline('sp-audit', ARRAY[walflow.sql_step('a', 'SELECT 1')]) AS v`).then((r) => r.rows[0].v))).toBe(1);
+  });
+
+  it('HTTP steps defined in SQL: placeholders fill the URL and JSON body; only hosts the operator allows are called', async () => {
+    await engine?.stop();
+    engine = undefined;
+    const got: { url: string; body: unknown; key: string | undefined }[] = [];
+    const server = http.createServer((req, res) => {
+      let text = '';
+      req.on('data', (d: Buffer) => (text += d.toString()));
+      req.on('end', () => {
+        got.push({ url: req.url!, body: JSON.parse(text), key: req.headers['idempotency-key'] as string | undefined });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"shipped": true}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_pipeline('sp-http', ARRAY[
+        walflow.sql_step('load', 'SELECT 7 * :input.id::int AS total'),
+        walflow.http_step('ship', 'post', 'http://127.0.0.1:${port}/orders/:input.id?note=:input.note',
+                          body => '{"order": ":input.id", "total": ":steps.load.rows.0.total", "text": "order :input.id"}'),
+        walflow.sql_step('record', 'INSERT INTO sp_audit (n, who, note) VALUES (:input.id::int, current_user, :prev.body.shipped)')])`));
+      const build = (hostPolicy: Parameters<typeof buildSqlPipeline>[1]['hostPolicy']) => readSqlPipelines(db.pool).then((rows) => rows.filter((r) => r.name === 'sp-http').map((r) => buildSqlPipeline(r, { hostPolicy })));
+      const run = async (hostPolicy: Parameters<typeof buildSqlPipeline>[1]['hostPolicy'], id: number) => {
+        engine = new Engine({ url: db.url, pipelines: await build(hostPolicy), pollIntervalMs: 50 });
+        await engine.register();
+        await engine.runWorkers();
+        const runId = (await q<{ id: string }>(`SELECT walflow.start('sp-http', $1, $2) AS id`, [{ id, note: 'a b&c' }, `h${id}`]))[0]!.id;
+        await waitFor('the run finished', async () => (await q(`SELECT 1 FROM walflow.runs WHERE id = $1 AND status IN ('completed', 'failed')`, [runId])).length === 1, 30_000);
+        await engine.stop();
+        engine = undefined;
+        return (await q<{ status: string; error: { message: string } | null }>(`SELECT status, error FROM walflow.runs WHERE id = $1`, [runId]))[0]!;
+      };
+      // The operator's default (WALFLOW_HTTP_ALLOW_HOSTS unset): no host at all.
+      const refused = await run(httpHostPolicyFromConfig({ httpAllowHosts: [], httpAllowPrivate: false }), 1);
+      expect(refused.status).toBe('failed');
+      expect(refused.error!.message).toMatch(/is not on the allowed hosts \(none are allowed; operators set WALFLOW_HTTP_ALLOW_HOSTS\)/);
+      expect(got).toEqual([]);
+      // Allowed (a loopback test server needs allowPrivate too).
+      const ok = await run(httpHostPolicyFromConfig({ httpAllowHosts: [`127.0.0.1:${port}`], httpAllowPrivate: true }), 2);
+      expect(ok).toEqual({ status: 'completed', error: null });
+      expect(got).toEqual([{ url: '/orders/2?note=a%20b%26c', body: { order: 2, total: 14, text: 'order 2' }, key: expect.stringMatching(/:ship$/) }]);
+      expect(await q(`SELECT n, note FROM sp_audit WHERE n = 2`)).toEqual([{ n: 2, note: 'true' }]);
+    } finally {
+      server.close();
+    }
   });
 });
