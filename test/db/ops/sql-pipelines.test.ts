@@ -78,6 +78,8 @@ describe('pipelines defined from SQL, live', { timeout: 6 * WAIT_MS }, () => {
     expect(await one(`SELECT failed::int FROM walflow.pipeline_status WHERE pipeline = 'notes-embed'`)).toBe(0);
     const pipelines = await walflowJson<{ pipelines: { name: string; origin: string }[] }>(['pipelines'], env);
     expect(pipelines.json.pipelines.map((p) => [p.name, p.origin])).toEqual([['notes-embed', 'sql'], ['sp-base', 'file']]);
+    const search = await walflowJson<{ hits: { source_key: string; chunk_text: string }[] }>(['search', 'notes-embed', 'changed 10', '-k', '1'], env);
+    expect(search.json.hits).toEqual([expect.objectContaining({ source_key: '10', chunk_text: 'changed 10' })]);
 
     // A drop: its table leaves the publication, no more runs, and the slot still advances past new changes.
     const runs = await one<number>(`SELECT count(*)::int FROM walflow.runs WHERE pipeline = 'notes-embed'`);
