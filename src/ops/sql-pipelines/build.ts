@@ -2,9 +2,10 @@
 // an embedding pipeline is the flagship createEmbeddingPipeline with the stored options; a pipeline
 // of steps gets one step per stored step (SQL steps: src/steps/sql/sql-step.ts). A definition this
 // process cannot build is a load error of "sql:<name>", reported like a pipeline file's.
+import pg from 'pg';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
-import type { Queryable, SourceDefinition, StepDefinition } from '../../pipeline/types.js';
+import type { PipelineHookContext, Queryable, SourceDefinition, StepDefinition } from '../../pipeline/types.js';
 import { createEmbeddingPipeline } from '../../steps/embedding/pipeline.js';
 import type { HostPolicy } from '../../steps/http/host-policy.js';
 import { sqlHttpStep } from '../../steps/sql/sql-http-step.js';
@@ -43,7 +44,7 @@ const strs = (v: unknown): string[] | undefined => (Array.isArray(v) ? (v as str
 function embeddingPipeline(row: SqlPipelineRow): Pipeline {
   const d = row.definition;
   const openai = d.embedder === 'openai';
-  return createEmbeddingPipeline({
+  const p = createEmbeddingPipeline({
     name: row.name,
     table: str(d.source_table)!,
     textColumn: str(d.text_column)!,
@@ -58,6 +59,16 @@ function embeddingPipeline(row: SqlPipelineRow): Pipeline {
     embedder: openai
       ? { provider: 'openai', baseURL: str(d.base_url)!, model: str(d.model)!, dimensions: int(d.dimensions)!, ...(str(d.api_key_env) ? { apiKeyEnv: str(d.api_key_env)! } : {}) }
       : { provider: 'local' },
+  });
+  // walflow's role creates the target when it is missing: its definer may read what it asked for.
+  const target = `${pg.escapeIdentifier(p.target.schema)}.${pg.escapeIdentifier(p.target.name)}`;
+  return Object.freeze({
+    ...p,
+    setup: async (ctx: PipelineHookContext) => {
+      await p.setup?.(ctx);
+      const { rows } = await ctx.db.query<{ own: boolean }>(`SELECT pg_has_role(current_user, relowner, 'USAGE') AS own FROM pg_class WHERE oid = $1::regclass`, [target]);
+      if (rows[0]?.own) await ctx.db.query(`GRANT SELECT ON ${target} TO ${pg.escapeIdentifier(row.definer)}`);
+    },
   });
 }
 

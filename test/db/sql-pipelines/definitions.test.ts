@@ -209,4 +209,17 @@ describe('defining pipelines from SQL', () => {
       server.close();
     }
   });
+
+  it('an embedding pipeline\'s target, created by walflow, is readable by its definer', async () => {
+    await engine?.stop();
+    engine = undefined;
+    await db.pool.query(`GRANT SELECT ON sp_notes TO ${ADMIN}`);
+    await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_embedding_pipeline('sp-vec', 'sp_notes', 'body', 'sp_admin_vectors')`));
+    const rows = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'sp-vec');
+    engine = new Engine({ url: db.url, pipelines: rows.map((r) => buildSqlPipeline(r, { hostPolicy: {} })) });
+    await engine.register(); // setup: creates the target
+    expect(await asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT count(*) FROM sp_admin_vectors`, c))).toBe('ok');
+    await engine.stop();
+    engine = undefined;
+  });
 });
