@@ -23,7 +23,12 @@ BEGIN
     IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
       RAISE EXCEPTION 'walflow: pipeline "%": options must be a JSON object of create_embedding_pipeline''s argument names', name USING ERRCODE = '22023';
     END IF;
-    RETURN walflow.save_pipeline(name, 'alter', 'embedding', walflow.check_embedding_definition(name, v_def || options));
+    v_def := walflow.check_embedding_definition(name, v_def || options);
+    v_version := walflow.save_pipeline(name, 'alter', 'embedding', v_def);
+    IF v_def ? 'row_filter' THEN
+      PERFORM walflow.define_row_filter(name, v_version, v_def->>'source_table', v_def->>'row_filter');
+    END IF;
+    RETURN v_version;
   END IF;
   IF options IS NOT NULL THEN
     RAISE EXCEPTION 'walflow: pipeline "%" is not an embedding pipeline: change its steps or source', name USING ERRCODE = '22023';

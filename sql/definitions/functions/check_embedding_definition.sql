@@ -17,7 +17,7 @@ DECLARE
   v_template text := d->>'template';
 BEGIN
   SELECT k INTO v_bad FROM jsonb_object_keys(d) k WHERE k NOT IN ('source_table', 'text_column', 'target_table', 'template', 'template_columns',
-    'chunk_size', 'chunk_overlap', 'separators', 'embedder', 'base_url', 'model', 'dimensions', 'api_key_env', 'index_min_rows', 'backfill') LIMIT 1;
+    'chunk_size', 'chunk_overlap', 'separators', 'embedder', 'base_url', 'model', 'dimensions', 'api_key_env', 'index_min_rows', 'backfill', 'row_filter') LIMIT 1;
   IF v_bad IS NOT NULL THEN
     RAISE EXCEPTION 'walflow: pipeline "%": unknown option "%"', pipeline, v_bad USING ERRCODE = '22023';
   END IF;

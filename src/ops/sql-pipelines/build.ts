@@ -31,7 +31,9 @@ export async function readSqlPipelines(db: Queryable): Promise<SqlPipelineRow[]>
   const { rows } = await db.query<SqlPipelineRow>(
     `SELECT p.name, p.version, p.kind, p.definition, p.definer,
             coalesce((SELECT jsonb_object_agg(s->>'name', walflow.sql_step_function(p.name, s->>'name', p.version))
-                        FROM jsonb_array_elements(p.definition->'steps') s WHERE s->>'kind' = 'sql'), '{}') AS functions
+                        FROM jsonb_array_elements(p.definition->'steps') s WHERE s->>'kind' = 'sql'), '{}')
+            || CASE WHEN p.definition ? 'row_filter' THEN jsonb_build_object('row_filter', walflow.sql_step_function(p.name, 'row_filter', p.version)) ELSE '{}' END
+            AS functions
        FROM walflow.sql_pipelines p ORDER BY p.name`,
   );
   return rows;
@@ -56,6 +58,7 @@ function embeddingPipeline(row: SqlPipelineRow): Pipeline {
     ...(strs(d.separators) ? { separators: strs(d.separators)! } : {}),
     ...(int(d.index_min_rows) !== undefined ? { indexMinRows: int(d.index_min_rows)! } : {}),
     ...(typeof d.backfill === 'boolean' ? { backfill: d.backfill } : {}),
+    ...(row.functions.row_filter ? { rowFilterFunction: row.functions.row_filter } : {}),
     embedder: openai
       ? { provider: 'openai', baseURL: str(d.base_url)!, model: str(d.model)!, dimensions: int(d.dimensions)!, ...(str(d.api_key_env) ? { apiKeyEnv: str(d.api_key_env)! } : {}) }
       : { provider: 'local' },
@@ -65,6 +68,7 @@ function embeddingPipeline(row: SqlPipelineRow): Pipeline {
   return Object.freeze({
     ...p,
     setup: async (ctx: PipelineHookContext) => {
+      await checkStepFunctions(ctx.db, row);
       await p.setup?.(ctx);
       const { rows } = await ctx.db.query<{ own: boolean }>(`SELECT pg_has_role(current_user, relowner, 'USAGE') AS own FROM pg_class WHERE oid = $1::regclass`, [target]);
       if (rows[0]?.own) await ctx.db.query(`GRANT SELECT ON ${target} TO ${pg.escapeIdentifier(row.definer)}`);
@@ -87,7 +91,7 @@ function step(row: SqlPipelineRow, s: Record<string, unknown>, o: BuildOptions):
   throw new UserError(`pipeline "${row.name}": step "${name}": durable waits (sleep, signal) are not available in this walflow version`);
 }
 
-/** Checks, before the first run, that each SQL step's function is still the definer's own. */
+/** Checks, before the first run, that each SQL step's (and a row filter's) function is still the definer's own. */
 async function checkStepFunctions(db: Queryable, row: SqlPipelineRow): Promise<void> {
   for (const [step, fn] of Object.entries(row.functions)) {
     const { rows } = await db.query<{ owner: string | null }>(

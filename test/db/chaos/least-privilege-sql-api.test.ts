@@ -148,8 +148,10 @@ describe('authorization of the SQL API', () => {
     ]) expect(await q(A, `SELECT ${call}`)).toBe(`ERR 42501: permission denied for function ${f}`);
     expect(await q(A, `SELECT walflow.define_sql_steps('p', 1, '[{"kind": "sql", "name": "a", "statement": "SELECT 1"}]')`))
       .toBe(`ERR 42501: walflow: role "${A}" may not create SQL steps: the operator grants USAGE, CREATE ON SCHEMA walflow_steps (README, "From SQL")`);
-    expect(await q(A, `SELECT walflow.check_source_table('p', 'walflow.runs')`)).toBe('ERR 22023: walflow: pipeline "p": walflow.runs is walflow\'s own table and cannot be a source');
     await db.pool.query('CREATE TABLE az_private (id int PRIMARY KEY, body text)');
+    expect(await q(A, `SELECT walflow.define_row_filter('p', 1, 'az_private', 'true')`))
+      .toBe(`ERR 42501: walflow: role "${A}" may not create row filters: the operator grants USAGE, CREATE ON SCHEMA walflow_steps (README, "From SQL")`);
+    expect(await q(A, `SELECT walflow.check_source_table('p', 'walflow.runs')`)).toBe('ERR 22023: walflow: pipeline "p": walflow.runs is walflow\'s own table and cannot be a source');
     expect(await q(A, `SELECT walflow.check_pipeline_source('p', '{"table": "az_private"}')`))
       .toBe(`ERR 42501: walflow: pipeline "p": role "${A}" may not SELECT from public.az_private, so it may not define a pipeline on it`);
     expect(await q(A, `SELECT walflow.check_embedding_definition('p', '{"source_table": "az_private", "text_column": "body", "target_table": "o"}')`))
@@ -161,7 +163,7 @@ describe('authorization of the SQL API', () => {
     const fns = (await db.pool.query(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'walflow'::regnamespace ORDER BY 1`)).rows.map((r) => r.proname as string);
     expect(fns).toEqual([
       'alter_pipeline', 'caller_role', 'caller_starter', 'cancel', 'check_embedding_definition', 'check_pipeline_source', 'check_source_table',
-      'compile_sql_step', 'contested_keys', 'create_embedding_pipeline', 'create_pipeline', 'define_sql_steps', 'drop_pipeline', 'http_step', 'list_runs',
+      'compile_sql_step', 'contested_keys', 'create_embedding_pipeline', 'create_pipeline', 'define_row_filter', 'define_sql_steps', 'drop_pipeline', 'http_step', 'list_runs',
       'pipeline_definition', 'result', 'retry', 'retry_failed', 'save_pipeline', 'signal_step', 'sleep_step', 'sql_step', 'sql_step_function',
       'start', 'start_batch', 'status', 'supersede', 'uuid_v7',
     ]);

@@ -6,8 +6,10 @@ import http from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../src/engine/engine.js';
+import { backfill } from '../../../src/ops/backfill.js';
 import { buildSqlPipeline, readSqlPipelines } from '../../../src/ops/sql-pipelines/build.js';
 import { httpHostPolicyFromConfig } from '../../../src/steps/http/config-policy.js';
+import { startFakeEmbeddingsServer } from '../../fixtures/fake-embeddings-server.js';
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import { asRole } from '../chaos/support/roles.js';
@@ -221,5 +223,40 @@ describe('defining pipelines from SQL', () => {
     expect(await asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT count(*) FROM sp_admin_vectors`, c))).toBe('ok');
     await engine.stop();
     engine = undefined;
+  });
+
+  it('row_filter: only rows it accepts are embedded, a row that stops matching loses its chunks; the expression is checked at call time and runs as the definer', async () => {
+    await engine?.stop();
+    engine = undefined;
+    const server = await startFakeEmbeddingsServer({ dimensions: 8 });
+    try {
+      await db.pool.query(`CREATE TABLE sp_posts (id int PRIMARY KEY, status text NOT NULL, body text)`);
+      await db.pool.query(`INSERT INTO sp_posts VALUES (1, 'published', 'first post'), (2, 'draft', 'second post'), (3, 'published', 'third post')`);
+      await db.pool.query(`GRANT SELECT ON sp_posts TO ${ADMIN}`);
+      const create = (filter: string) => asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT walflow.create_embedding_pipeline('sp-pub', 'sp_posts', 'body', 'sp_posts_vec',
+        embedder => 'openai', base_url => '${server.baseURL}', model => 'fake', dimensions => 8, backfill => false, row_filter => ${filter})`, c));
+      expect(await create(`'stauts = ''published'''`)).toBe('walflow: pipeline "sp-pub": row_filter: column "stauts" does not exist');
+      expect(await create(`'status = ''published'' AND id <> 3'`)).toBe('ok');
+      const rows = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'sp-pub');
+      const pipeline = buildSqlPipeline(rows[0]!, { hostPolicy: {} });
+      engine = new Engine({ url: db.url, pipelines: [pipeline], pollIntervalMs: 50 });
+      await engine.register();
+      await engine.runWorkers();
+      const embedded = async () => (await q<{ k: string }>(`SELECT DISTINCT source_key AS k FROM sp_posts_vec ORDER BY 1`)).map((r) => r.k);
+      const settled = async () => (await q<{ n: number }>(`SELECT count(*)::int AS n FROM walflow.runs WHERE pipeline = 'sp-pub' AND status NOT IN ('completed', 'superseded')`))[0]!.n === 0;
+      await backfill(engine, pipeline, { batchSize: 10 });
+      await waitFor('the backfill embedded', settled, 30_000);
+      expect(await embedded()).toEqual(['1']);
+      await db.pool.query(`UPDATE sp_posts SET status = 'draft' WHERE id = 1`);
+      await db.pool.query(`UPDATE sp_posts SET status = 'published' WHERE id = 2`);
+      await backfill(engine, pipeline, { batchSize: 10, restart: true });
+      await waitFor('the second backfill embedded', settled, 30_000);
+      expect(await embedded()).toEqual(['2']);
+      expect(await q(`SELECT pg_get_userbyid(proowner) AS owner, prosecdef FROM pg_proc WHERE proname = 'sp-pub/row_filter/v1'`)).toEqual([{ owner: ADMIN, prosecdef: true }]);
+    } finally {
+      await engine?.stop();
+      engine = undefined;
+      await server.stop();
+    }
   });
 });
