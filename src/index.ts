@@ -4,7 +4,10 @@ export { definePipeline, step, batchStep, type DefinePipeline, type Pipeline, ty
 export type {
   BatchItem, BatchOptions, BatchStep, ChangeEvent, ChangeOp, InputSchema, Json, PipelineDefinition, PipelineHookContext,
   RetryPolicy, SingleStep, SourceDefinition, SourceRunInput, SourceRunInputFor, StepContext, StepDefinition, StepErrorHints, TxClient,
+  Duration, StepCondition, SleepStep, SignalStep, SignalResult, ChildrenStep, ChildRun, ChildResult, WaitStep, WakeTime,
 } from './pipeline/types.js';
+export { finish, again, type FinishRun, type RunAgain } from './pipeline/step-control.js';
+export { sendSignal, type SignalTarget } from './engine/signals.js';
 export { NonRetryableError, RunInputError, StepTimeoutError } from './engine/retry.js';
 export { Engine, type EngineOptions, type StartOptions } from './engine/engine.js';
 export { createEmbeddingPipeline, type EmbeddingPipelineOptions, type EmbeddingPipeline, type SearchHit } from './steps/embedding/pipeline.js';

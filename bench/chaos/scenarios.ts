@@ -60,6 +60,8 @@ export interface ScenarioOptions {
   maxRssMb: number;
   /** 6: the last fifth of the drain must complete at least this fraction of the first fifth's rate (default 0.5). */
   minRateRatio?: number;
+  /** 7: seconds of a per-second schedule under kills (half with two processes, half with three; default 60). */
+  scheduleSeconds?: number;
   /** Multiplies how long loads are spread out (1 by default; the in-test variant goes faster). */
   timeScale?: number;
   /** Print progress to stderr. */
@@ -530,6 +532,78 @@ export async function backlogScenario(o: ScenarioOptions): Promise<ScenarioResul
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// 7. A per-second schedule (no leader: every process fires) under SIGKILLs, with two and then three
+// processes: each tick between the first and the last seen has exactly one run, each run's effect
+// committed once, counted against the clock.
+
+const TICKS = 'chaos-ticks';
+
+export async function scheduleScenario(o: ScenarioOptions): Promise<ScenarioResult> {
+  const t0 = Date.now();
+  return withCluster('schedule', async (c) => {
+    await c.pool.query('CREATE TABLE chaos_ticks (tick text NOT NULL, run_id uuid NOT NULL)');
+    const problems: string[] = [];
+    let runners: Runner[] = [spawnWalflow(c, { only: TICKS }), spawnWalflow(c, { only: TICKS })];
+    await Promise.all(runners.map((r) => waitReady(r)));
+    const phaseMs = ((o.scheduleSeconds ?? 60) * 1000) / 2;
+    let kills = 0;
+    for (const size of [2, 3]) {
+      while (runners.length < size) {
+        const r = spawnWalflow(c, { only: TICKS });
+        runners.push(r);
+        await waitReady(r);
+      }
+      const until = Date.now() + phaseMs;
+      while (Date.now() < until) {
+        await sleep(1_000 + Math.random() * 3_000);
+        // Any process may be firing a tick or running a tick's step at this moment.
+        const victim = runners[Math.floor(Math.random() * runners.length)]!;
+        await victim.kill('SIGKILL');
+        kills++;
+        runners = runners.filter((r) => r !== victim);
+        const fresh = spawnWalflow(c, { only: TICKS });
+        runners.push(fresh);
+        await waitReady(fresh);
+      }
+      o.log(`  schedule: ${size} processes, ${kills} SIGKILLs so far`);
+    }
+    // Every run started so far completes (a killed process's runs come back when their lease expires).
+    const endTick = (await q<{ t: Date }>(c.pool, `SELECT max((input->>'tick')::timestamptz) AS t FROM walflow.runs WHERE pipeline = $1`, [TICKS]))[0]!.t;
+    const deadline = Date.now() + 60_000;
+    const open = () => num(c.pool, `SELECT count(*) FROM walflow.runs WHERE pipeline = $1 AND status <> 'completed' AND (input->>'tick')::timestamptz <= $2`, [TICKS, endTick]);
+    while ((await open()) > 0 && Date.now() < deadline) await sleep(250);
+    const stuck = await open();
+    await stopAll(runners, problems);
+    const [t] = await q<{ first: Date; last: Date; runs: string; ticks: string; doubled: string; effects: string; missing_effects: string; doubled_effects: string; late_p50: number; late_p99: number; late_max: number }>(c.pool, `
+      WITH r AS (SELECT (input->>'tick')::timestamptz AS tick, created_at FROM walflow.runs WHERE pipeline = $1 AND (input->>'tick')::timestamptz <= $2)
+      SELECT min(tick) AS first, max(tick) AS last, count(*) AS runs, count(DISTINCT tick) AS ticks,
+             (SELECT count(*) FROM (SELECT tick FROM r GROUP BY tick HAVING count(*) > 1) d) AS doubled,
+             (SELECT count(*) FROM chaos_ticks WHERE tick::timestamptz <= $2) AS effects,
+             (SELECT count(DISTINCT r2.tick) FROM r r2 WHERE NOT EXISTS (SELECT 1 FROM chaos_ticks e WHERE e.tick::timestamptz = r2.tick)) AS missing_effects,
+             (SELECT count(*) FROM (SELECT tick FROM chaos_ticks GROUP BY tick HAVING count(*) > 1) d) AS doubled_effects,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - tick) * 1000) AS late_p50,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM created_at - tick) * 1000) AS late_p99,
+             max(extract(epoch FROM created_at - tick) * 1000)::float8 AS late_max
+        FROM r`, [TICKS, endTick]);
+    const expected = Math.round((t!.last.getTime() - t!.first.getTime()) / 1000) + 1;
+    const seen = Number(t!.ticks);
+    const lost = Math.max(0, expected - seen) + Number(t!.missing_effects);
+    const doubled = Number(t!.runs) - seen + Number(t!.doubled_effects);
+    if (lost) problems.push(`lost ${lost} tick(s): expected ${expected}, runs for ${seen}, ${t!.missing_effects} run(s) without their effect`);
+    if (doubled) problems.push(`doubled ${doubled} tick(s): ${Number(t!.runs) - seen} extra runs, ${t!.doubled_effects} ticks with two effects`);
+    if (stuck) problems.push(`${stuck} tick run(s) not completed 60 s after the kills ended`);
+    if (expected < (o.scheduleSeconds ?? 60) - 5) problems.push(`only ${expected} ticks in a ${o.scheduleSeconds ?? 60} s run`);
+    return result('schedule-per-second-under-kills', t0, undefined, {
+      faults: kills, faultDetail: `${kills} SIGKILLs of 2-3 processes`, rows: expected, completed: Number(t!.effects), lost, duplicated: doubled, stuck, problems,
+      metrics: {
+        ticksExpected: expected, ticksSeen: seen, ticksLost: lost, ticksDoubled: doubled,
+        lateP50Ms: Math.round(t!.late_p50), lateP99Ms: Math.round(t!.late_p99), lateMaxMs: Math.round(t!.late_max),
+      },
+    });
+  });
+}
+
 export const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioResult>> = {
   sigkill: sigkillScenario,
   'pg-restart': pgRestartScenario,
@@ -537,5 +611,6 @@ export const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioR
   poison: poisonScenario,
   failover: failoverScenario,
   backlog: backlogScenario,
+  'schedule-per-second-under-kills': scheduleScenario,
 };
 

@@ -31,6 +31,8 @@ export const DEFAULTS = {
   replicationBatch: { maxItems: 2_000, maxWaitMs: 5 },
   /** Leader heartbeat (idle slot advance, lag, source table checks). */
   replicationHeartbeatMs: 10_000,
+  /** Longest the scheduler sleeps between looks at walflow.schedules (it wakes at the nearest tick and on NOTIFY). */
+  schedulePollMs: 5_000,
   /** How often a standby tries to take the lead. */
   standbyPollMs: 1_000,
 } as const;

@@ -17,6 +17,8 @@ import type { RunEnd } from './run-executor.js';
 import { writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
 import { writeFailures, type FailureItem } from './sql/fail.js';
 import { reapExpiredLeases } from './sql/lease.js';
+import { removeFileSchedules, syncFileSchedules } from './sql/schedules.js';
+import { Scheduler } from './scheduler.js';
 import { pruneDeadWorkers, pruneFinished, recordHeartbeat, removeWorker } from './sql/maintenance.js';
 import { registerPipelines, startRuns, syncSlots, type StartRequest, type StartResult } from './sql/start.js';
 import { StepSlots } from './step-slots.js';
@@ -58,6 +60,7 @@ export class Engine {
   private readonly slots: StepSlots;
   private readonly batchers: StepBatchers;
   private listener: NotifyListener | undefined;
+  private scheduler: Scheduler | undefined;
   private chores: Repeating[] = [];
   private readonly leaseMs: number;
 
@@ -87,6 +90,7 @@ export class Engine {
       start_roles: p.startRoles ?? null,
     }));
     await registerPipelines(this.pool, defs);
+    await syncFileSchedules(this.pool, pipelines);
     for (const p of pipelines) {
       await syncSlots(this.pool, p.name, p.steps);
       await p.setup?.(this.hookContext(p.name));
@@ -109,10 +113,14 @@ export class Engine {
     await this.registerSome(changed);
     const removed = [...this.pipelines.values()].filter((p) => !names.has(p.name));
     for (const p of removed) this.pipelines.delete(p.name);
+    // This process stopped loading them: their file schedules go (another process that still loads
+    // such a pipeline writes them again when it next loads it; see "Schedules" in the README).
+    await removeFileSchedules(this.pool, removed.map((p) => p.name));
     for (const p of next) this.pipelines.set(p.name, p);
     if (this.workers.length > 0) {
       for (const p of [...removed, ...changed]) this.scheduleMaintenance(p.name, this.pipelines.get(p.name));
       for (const w of this.workers) w.wake();
+      this.scheduler?.wake();
     }
     for (const p of removed) await p.close?.().catch((err: unknown) => this.log.warn({ err, pipeline: p.name }, 'pipeline close failed'));
   }
@@ -184,6 +192,7 @@ export class Engine {
     }
     this.listener = new NotifyListener(this.o.url, {
       walflow_runs: () => this.workers.forEach((w) => w.wake()),
+      walflow_schedules: () => this.scheduler?.wake(),
       // A run cancelled mid-step stops now rather than at its next lease renewal (a missed notice
       // only delays that: the renewal still finds it cancelled).
       walflow_cancel: (runId) => {
@@ -191,6 +200,11 @@ export class Engine {
       },
     }, this.log);
     await this.listener.start();
+    this.scheduler = new Scheduler({
+      pool: this.pool, log: this.log.child({ component: 'scheduler' }), pipelines: () => [...this.pipelines.keys()],
+      start: (pipeline, items, db) => this.startMany(pipeline, items, db), pollMs: DEFAULTS.schedulePollMs,
+    });
+    this.scheduler.start();
     this.every(Math.max(500, Math.floor(this.leaseMs / 2)), async () => {
       await reapExpiredLeases(this.pool);
       await this.slots.renew();
@@ -204,14 +218,18 @@ export class Engine {
 
   /** Tells operators (walflow.worker_health) that this process is alive and what it holds. */
   private async heartbeat(): Promise<void> {
-    const inFlight = this.workers.reduce((n, w) => n + w.inFlight, 0);
-    await recordHeartbeat(this.pool, this.owner, [...this.pipelines.keys()], inFlight);
+    await recordHeartbeat(this.pool, this.owner, [...this.pipelines.keys()], this.inFlight);
     // Maintenance: processes silent for an hour (SIGKILLed, their host gone) leave walflow status.
     await pruneDeadWorkers(this.pool);
   }
 
   private every(ms: number, chore: () => Promise<void>): void {
     this.chores.push(repeatWithoutOverlap(ms, chore, (err) => this.log.warn({ err }, 'background chore failed; will retry')));
+  }
+
+  /** Runs executing in this process now (a parked run is not one of them). */
+  get inFlight(): number {
+    return this.workers.reduce((n, w) => n + w.inFlight, 0);
   }
 
   /** Graceful stop: no new claims, running steps get until the deadline, the rest is released. */
@@ -222,6 +240,7 @@ export class Engine {
     for (const m of this.maintenance.values()) m.stop();
     this.maintenance.clear();
     this.batchers.flushAll();
+    await this.scheduler?.stop();
     await Promise.all(this.workers.map((w) => w.stop(this.o.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs)));
     this.workers.length = 0;
     await this.listener?.stop();

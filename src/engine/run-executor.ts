@@ -9,10 +9,14 @@ import type { GroupWriter } from './group-writer.js';
 import { isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, retryDelayMs, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
 import { finishTx, invokeStep } from './step-invoker.js';
-import { completeRuns, writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
+import { completeRuns, type CheckpointItem } from './sql/checkpoint.js';
 import type { ClaimedRun } from './sql/claim.js';
 import type { FailureItem } from './sql/fail.js';
 import { releaseRuns } from './sql/lease.js';
+import { checkpointInTx, DEFAULT_MAX_REPEATS, parkForRepeat, resumeAt, skipStep } from './run-progress.js';
+import { executeWait } from './wait-steps.js';
+import { isWaitStep } from '../pipeline/step-kinds.js';
+import { isFinish, stepControl } from '../pipeline/step-control.js';
 import { endRunSpan, endStepSpan, startRunSpan, startStepSpan, withContext } from './tracing.js';
 import type { Span } from '@opentelemetry/api';
 
@@ -54,14 +58,16 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
   // ctx.attempt counts every execution of the step; its retry budget counts from the last manual retry.
   let attempt = run.attempt;
   let base = run.retry_base;
+  const steps = pipeline.steps;
 
-  if (run.step_index > 0 && run.step_index === pipeline.steps.length) {
+  // A resumed run continues after its last checkpointed step, found by name in the loaded version
+  // (docs/waits.md, "Runs meet new versions"): steps may have been added, removed or reordered.
+  const resumed = resumeAt(run, pipeline);
+  if ('error' in resumed) return fail(run, { name: run.prev_step ?? run.wait?.step ?? steps[0]!.name }, run.step_index, resumed.error, attempt, base, Date.now(), deps, false);
+  const pos = resumed.index;
+  if (pos === steps.length) {
     // Every step is checkpointed; only the completion is missing (see completeRuns).
     return (await completeRuns(deps.pool, [run.id], deps.owner)).has(run.id) ? 'completed' : 'lost';
-  }
-  if (run.step_index >= pipeline.steps.length) {
-    const error = new NonRetryableError(`run is at step ${run.step_index} but pipeline "${pipeline.name}" now has ${pipeline.steps.length} steps (its definition changed while the run was in flight)`);
-    return fail(run, pipeline.steps.at(-1)!, run.step_index, error, attempt, base, Date.now(), deps, false);
   }
   // The pipeline's input check (its source's shape, or its declared `input`), before any step sees
   // the input: a run started with input that does not fit fails now, with the shape it needed,
@@ -73,25 +79,73 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
       runInput = pipeline.checkInput(run.input);
     } catch (err) {
       const error = new RunInputError(err instanceof Error ? err.message : String(err));
-      return fail(run, pipeline.steps[run.step_index]!, run.step_index, error, attempt, base, Date.now(), deps, false);
+      return fail(run, steps[pos]!, run.step_index, error, attempt, base, Date.now(), deps, false);
     }
   }
-  let input: unknown = run.step_index === 0 ? runInput : run.prev_output;
+  let input: unknown = run.prev_step === null ? runInput : run.prev_output;
 
-  for (let i = run.step_index; i < pipeline.steps.length; i++) {
-    const step = pipeline.steps[i]!;
+  for (let i = pos, ord = run.step_index; i < steps.length; i++, ord++) {
+    const step = steps[i]!;
     const started = Date.now();
     if (attempt - base > maxAttempts(step.retry)) {
       const last = run.attempt === attempt ? ' (the last attempt ended without a result: its worker crashed or lost its lease)' : '';
-      return fail(run, step, i, new NonRetryableError(`step "${step.name}" exhausted its ${maxAttempts(step.retry)} attempts${last}`), attempt - 1, base, started, deps, false);
+      return fail(run, step, ord, new NonRetryableError(`step "${step.name}" exhausted its ${maxAttempts(step.retry)} attempts${last}`), attempt - 1, base, started, deps, false);
     }
-    const release = step.concurrency && !step.batch ? await deps.acquireSlot(run.pipeline, step, control) : undefined;
-    let outcome;
+    // The wait this run was parked in, if it was parked in this step.
+    const parked = i === pos && run.wait?.step_index === ord ? run.wait : undefined;
+    const final = i === steps.length - 1;
     const args = {
       step, pool: deps.pool, runId: run.id, pipeline: run.pipeline, key: run.key, attempt,
-      runInput, input, control, log: stepLog(step.name),
+      runInput, input, control, log: stepLog(step.name), repeats: parked?.kind === 'repeat' ? parked.repeats : 0,
       batcher: step.batch ? deps.batcherFor(run.pipeline, step) : undefined,
     };
+
+    // A condition is evaluated once, when the run reaches the step (not again when a wait resumes).
+    if (step.when && !parked) {
+      const when = step.when;
+      const cond = await invokeStep({ ...args, batcher: undefined, step: { name: step.name, timeoutMs: step.timeoutMs, run: (ctx, inp) => when(ctx, inp) } });
+      if (cond.tx) await finishTx(cond.tx, false, !cond.ok).catch(() => undefined);
+      if (!cond.ok) {
+        if (control.aborted) return 'lost';
+        return fail(run, step, ord, cond.error, attempt, base, started, deps, isRetryable(cond.error, step.retry));
+      }
+      if (!cond.output) {
+        const skipped = await skipStep(deps, run, step.name, ord, input, attempt, final);
+        if (skipped !== 'ok') return skipped;
+        if (final) return 'completed';
+        attempt = 1;
+        base = 0;
+        continue;
+      }
+    }
+
+    if (isWaitStep(step)) {
+      const w = await executeWait({
+        pool: deps.pool, owner: deps.owner, run, step, ord, final, input, attempt, parked,
+        call: async (fn) => {
+          const o = await invokeStep({ ...args, batcher: undefined, step: { name: step.name, timeoutMs: step.timeoutMs, run: fn } });
+          if (o.tx) await finishTx(o.tx, false, !o.ok).catch(() => undefined);
+          return o.ok ? { ok: true, value: o.output as never } : { ok: false, error: o.error };
+        },
+      });
+      if (w.kind === 'lost') return 'lost';
+      if (w.kind === 'failed') {
+        if (control.aborted) return 'lost';
+        return fail(run, step, ord, w.error, attempt, base, started, deps, w.retryable && isRetryable(w.error, step.retry));
+      }
+      if (w.kind === 'parked') {
+        if (w.until) deps.onRetryScheduled(w.until);
+        return 'waiting';
+      }
+      if (final) return 'completed';
+      input = w.output;
+      attempt = 1;
+      base = 0;
+      continue;
+    }
+
+    const release = step.concurrency && !step.batch ? await deps.acquireSlot(run.pipeline, step, control) : undefined;
+    let outcome;
     const traced = span && startStepSpan(span, step.name, attempt, run.id, run.pipeline);
     try {
       outcome = await (traced ? withContext(traced.ctx, () => invokeStep(args)) : invokeStep(args));
@@ -105,33 +159,47 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
     if (!outcome.ok) {
       if (outcome.tx) await finishTx(outcome.tx, false, control.aborted || outcome.error instanceof StepTimeoutError).catch(() => undefined);
       if (control.aborted) return 'lost'; // cancelled, lease lost, or shutdown: nothing to record
-      return fail(run, step, i, outcome.error, attempt, base, started, deps, isRetryable(outcome.error, step.retry));
+      return fail(run, step, ord, outcome.error, attempt, base, started, deps, isRetryable(outcome.error, step.retry));
     }
 
+    const ctl = stepControl(outcome.output);
+    if (ctl && !isFinish(ctl)) {
+      // again(): not done yet. What it wrote through ctx.tx is rolled back (it commits with a checkpoint).
+      if (outcome.tx) await finishTx(outcome.tx, false, false).catch(() => undefined);
+      const repeats = (parked?.kind === 'repeat' ? parked.repeats : 0) + 1;
+      const limit = step.maxRepeats ?? DEFAULT_MAX_REPEATS;
+      if (repeats > limit) return fail(run, step, ord, new NonRetryableError(`step "${step.name}" asked to run again more than its maxRepeats (${limit}) times`), attempt, base, started, deps, false);
+      const until = await parkForRepeat(deps, run, step.name, ord, ctl.afterMs, repeats);
+      if (until === 'lost') return 'lost';
+      deps.onRetryScheduled(until);
+      return 'waiting';
+    }
+    const output = ctl ? ctl.output : outcome.output;
     const item: CheckpointItem = {
-      run_id: run.id, step_index: i, step: step.name, output: outcome.output as Json, attempts: attempt,
-      duration_ms: durationMs, final: i === pipeline.steps.length - 1,
+      run_id: run.id, step_index: ord, step: step.name, output: output as Json, attempts: attempt,
+      duration_ms: durationMs, final: final || !!ctl,
     };
     let owned: boolean;
-    if (outcome.tx) {
-      // The step wrote through ctx.tx: its checkpoint goes into the same transaction.
+    if (outcome.tx || parked) {
+      // The step wrote through ctx.tx (its checkpoint goes into the same transaction), or it ends a
+      // repeat (its wait row goes with the checkpoint).
       try {
-        const applied = await writeCheckpoints(outcome.tx, [item], true);
+        const applied = await checkpointInTx(deps, outcome.tx, item, parked !== undefined);
         const invalid = applied.errorOf?.(run.id);
         if (invalid) throw invalid;
         owned = applied.has(run.id);
-        await finishTx(outcome.tx, owned, false);
+        if (outcome.tx) await finishTx(outcome.tx, owned, false);
       } catch (err) {
-        await finishTx(outcome.tx, false, false).catch(() => undefined);
+        if (outcome.tx) await finishTx(outcome.tx, false, false).catch(() => undefined);
         if (control.aborted) return 'lost';
-        return fail(run, step, i, err, attempt, base, started, deps, !(err instanceof OutputNotJsonError));
+        return fail(run, step, ord, err, attempt, base, started, deps, !(err instanceof OutputNotJsonError));
       }
     } else {
       try {
         owned = await deps.checkpoints.submit(item);
       } catch (err) {
         if (!(err instanceof OutputNotJsonError)) throw err; // the database: the lease will expire and the run resume
-        return fail(run, step, i, err, attempt, base, started, deps, false);
+        return fail(run, step, ord, err, attempt, base, started, deps, false);
       }
     }
     if (!owned) {
@@ -142,7 +210,8 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
       await releaseRuns(deps.pool, [run.id], deps.owner);
       return 'lost';
     }
-    input = outcome.output;
+    if (ctl) return 'completed'; // finish(): the run ended early, with this step's output
+    input = output;
     attempt = 1;
     base = 0;
   }
@@ -150,7 +219,7 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
 }
 
 /** `base`: executions before the run's last manual retry; the budget and the backoff count from it. */
-async function fail(run: ClaimedRun, step: StepDefinition, index: number, error: unknown, attempt: number, base: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
+async function fail(run: ClaimedRun, step: Pick<StepDefinition, 'name' | 'retry'>, index: number, error: unknown, attempt: number, base: number, started: number, deps: ExecutorDeps, retryable: boolean): Promise<RunEnd> {
   const retry = retryable && attempt - base < maxAttempts(step.retry);
   const retryAt = retry ? new Date(Date.now() + retryDelayMs(step.retry, attempt - base + 1, Math.random, error)) : null;
   const stored = toStoredError(error, { step: step.name, attempt });

@@ -4,7 +4,7 @@
 // AbortSignal, the child logger, the transaction) are built only when a step asks for them.
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { StepContext, StepDefinition, TxClient } from '../pipeline/types.js';
+import type { Json, SingleStep, StepContext, StepDefinition, TxClient } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import { StepTimeoutError } from './retry.js';
 import { RunControl } from './run-control.js';
@@ -21,6 +21,8 @@ export interface InvokeArgs {
   control: RunControl;
   /** Built on first use of ctx.log. */
   log: () => Logger;
+  /** Times this step returned again(...) before (0 unless it is being repeated). */
+  repeats?: number;
   batcher: StepBatcher | undefined;
 }
 
@@ -32,6 +34,7 @@ class Context implements StepContext {
   readonly key: string | null;
   readonly attempt: number;
   readonly runInput: unknown;
+  readonly repeats: number;
   readonly db: pg.Pool;
   /** The open transaction, once its BEGIN succeeded. */
   client: pg.PoolClient | undefined;
@@ -48,6 +51,7 @@ class Context implements StepContext {
     this.key = a.key;
     this.attempt = a.attempt;
     this.runInput = a.runInput;
+    this.repeats = a.repeats ?? 0;
     this.db = a.pool;
     this.makeLog = a.log;
   }
@@ -65,6 +69,12 @@ class Context implements StepContext {
   /** Bound on first read, so `const { tx } = ctx` works too. */
   get tx(): () => Promise<TxClient> {
     return (this.boundTx ??= this.openTx.bind(this));
+  }
+
+  async output(step: string): Promise<Json | undefined> {
+    const { rows } = await this.db.query<{ output: Json }>(
+      'SELECT output FROM walflow.steps WHERE run_id = $1 AND step = $2 ORDER BY step_index DESC LIMIT 1', [this.runId, step]);
+    return rows[0]?.output;
   }
 
   private openTx(): Promise<TxClient> {
@@ -126,7 +136,7 @@ export async function invokeStep(a: InvokeArgs): Promise<Outcome> {
     if (control.aborted) throw abortError(control.reason, a.step);
     let output: unknown = a.batcher
       ? a.batcher.submit({ ctx, input: a.input })
-      : (a.step as Extract<StepDefinition, { batch?: undefined }>).run(ctx, a.input);
+      : (a.step as SingleStep).run(ctx, a.input);
     // A step that returned a value is done; only a pending one is raced against the abort. (One
     // that ignores its signal keeps running in the background; its late result is dropped.)
     if (isThenable(output)) {

@@ -27,7 +27,7 @@ export class Wakeup {
     this.scheduled = setTimeout(() => {
       this.scheduledAt = Infinity;
       this.fire();
-    }, Math.max(0, t - Date.now()) + 5);
+    }, Math.min(Math.max(0, t - Date.now()) + 5, 86_400_000)); // setTimeout overflows past 24.8 days; an early fire only re-arms
   }
 
   /** Resolves on the next fire(), or after `timeoutMs`. */

@@ -10,6 +10,7 @@ import { RunControl } from './run-control.js';
 import { executeRun, type ExecutorDeps, type RunEnd } from './run-executor.js';
 import type { CheckpointItem } from './sql/checkpoint.js';
 import { claimRuns } from './sql/claim.js';
+import { nextWake } from './sql/waits.js';
 import type { FailureItem } from './sql/fail.js';
 import { releaseRuns, renewLeases } from './sql/lease.js';
 import type { StepSlots } from './step-slots.js';
@@ -111,7 +112,25 @@ export class WorkerLoop {
           continue;
         }
       }
-      if (!filled) await this.wakeup.wait(this.o.pollIntervalMs);
+      if (!filled) {
+        await this.armTimer(pipelines);
+        await this.wakeup.wait(this.o.pollIntervalMs);
+      }
+    }
+  }
+
+  /**
+   * Runs parked by any process (sleeps, retries, repeats) wake on time: before going idle, the loop
+   * sets its timer for the earliest wake time (one index probe per pipeline), and the poll stays a
+   * backstop.
+   */
+  private async armTimer(pipelines: string[]): Promise<void> {
+    if (pipelines.length === 0) return;
+    try {
+      const at = await nextWake(this.o.pool, pipelines);
+      if (at) this.wakeup.fireAt(at);
+    } catch (err) {
+      this.o.log.warn({ err }, 'could not read the next wake time; the poll is the backstop');
     }
   }
 

@@ -4,9 +4,12 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../errors.js';
 import { parseTableName } from './table-name.js';
+import { isWaitStep } from './step-kinds.js';
+import { isDurationText, parseDuration } from '../util/duration.js';
 import { declaredInputCheck, sourceInputCheck } from './input-shape.js';
+import { checkSchedule, type CatchUp, type ScheduleTiming } from './schedule.js';
 import type {
-  BatchStep, ChangeOp, InputSchema, PipelineDefinition, SingleStep, SourceDefinition, SourceRunInputFor, StepDefinition,
+  BatchStep, ChangeOp, InputSchema, PipelineDefinition, SingleStep, SourceDefinition, SourceRunInputFor, StepDefinition, WaitStep,
 } from './types.js';
 
 export type { PipelineDefinition, StepDefinition };
@@ -22,6 +25,34 @@ export interface Pipeline<TRunInput = any> extends PipelineDefinition<TRunInput>
    * throws for an input that does not fit (the run fails, not retried). Absent: any input goes.
    */
   readonly checkInput?: (input: unknown) => TRunInput;
+  /** The declared schedules, checked and named (none: []). */
+  readonly schedules: readonly DeclaredSchedule[];
+}
+
+export interface DeclaredSchedule extends ScheduleTiming {
+  name: string;
+  catch_up: CatchUp;
+  input: Record<string, unknown>;
+}
+
+function declaredSchedules(name: string, def: PipelineDefinition): DeclaredSchedule[] {
+  if (def.schedule === undefined) return [];
+  if (def.source) fail(name, 'a source pipeline cannot have a schedule (its runs come from its table); declare the schedule on a pipeline without a source');
+  const list = Array.isArray(def.schedule) ? def.schedule : [def.schedule];
+  const names = new Set<string>();
+  return list.map((s, i) => {
+    let timing: ScheduleTiming;
+    try {
+      timing = checkSchedule(s);
+    } catch (err) {
+      fail(name, (err as Error).message);
+    }
+    const sname = s.name ?? (i === 0 ? name : `${name}-${i + 1}`);
+    if (typeof sname !== 'string' || !NAME.test(sname)) fail(name, `schedule.name must be letters, digits, _ . - (got ${JSON.stringify(s.name)})`);
+    if (names.has(sname)) fail(name, `two schedules are named "${sname}"`);
+    names.add(sname);
+    return { ...timing, name: sname, catch_up: s.catchUp ?? 'latest', input: s.input ?? {} };
+  });
 }
 
 /** A source pipeline's definition: its steps see the run input of the events it declares (plus backfill). */
@@ -65,7 +96,10 @@ function positiveInt(v: unknown): boolean {
 function checkStep(p: string, step: StepDefinition, i: number): void {
   if (!step || typeof step !== 'object') fail(p, `step ${i} is not an object`);
   if (typeof step.name !== 'string' || !NAME.test(step.name)) fail(p, `step ${i} needs a name of letters, digits, _ . - (got ${JSON.stringify(step.name)})`);
-  if (typeof step.run !== 'function') fail(p, `step "${step.name}" has no run function`);
+  if (step.when !== undefined && typeof step.when !== 'function') fail(p, `step "${step.name}": when must be a function (ctx, input) => boolean`);
+  if (isWaitStep(step)) return checkWaitStep(p, step);
+  if (typeof (step as { run?: unknown }).run !== 'function') fail(p, `step "${step.name}" has no run function (or one of sleep, waitFor, children)`);
+  if (step.maxRepeats !== undefined && !positiveInt(step.maxRepeats)) fail(p, `step "${step.name}": maxRepeats must be a positive integer`);
   if (step.timeoutMs !== undefined && !positiveInt(step.timeoutMs)) fail(p, `step "${step.name}": timeoutMs must be a positive integer`);
   if (step.concurrency !== undefined && !positiveInt(step.concurrency)) fail(p, `step "${step.name}": concurrency must be a positive integer`);
   const r = step.retry;
@@ -77,6 +111,34 @@ function checkStep(p: string, step: StepDefinition, i: number): void {
   if (step.batch !== undefined) {
     if (!positiveInt(step.batch.maxItems)) fail(p, `step "${step.name}": batch.maxItems must be a positive integer`);
     if (!(Number.isFinite(step.batch.maxWaitMs) && step.batch.maxWaitMs >= 0)) fail(p, `step "${step.name}": batch.maxWaitMs must be ≥ 0`);
+  }
+}
+
+function checkWaitStep(p: string, step: WaitStep): void {
+  const kinds = ['sleep', 'waitFor', 'children'].filter((k) => (step as unknown as Record<string, unknown>)[k] !== undefined);
+  if (kinds.length > 1) fail(p, `step "${step.name}" declares ${kinds.join(' and ')}: a step is one kind of wait`);
+  if ((step as { run?: unknown }).run !== undefined) fail(p, `step "${step.name}": a ${kinds[0]} step has no run function`);
+  const duration = (v: unknown, what: string): void => {
+    try {
+      parseDuration(v, what);
+    } catch (err) {
+      fail(p, `step "${step.name}": ${(err as Error).message}`);
+    }
+  };
+  if ('sleep' in step && step.sleep !== undefined) {
+    const s = step.sleep;
+    if (typeof s === 'string' && !isDurationText(s) && Number.isNaN(Date.parse(s))) duration(s, 'sleep');
+    if (typeof s === 'number') duration(s, 'sleep');
+    if (!(typeof s === 'string' || typeof s === 'number' || typeof s === 'function' || s instanceof Date)) fail(p, `step "${step.name}": sleep must be a duration, a Date, or a function of the run returning one`);
+  } else if ('waitFor' in step && step.waitFor !== undefined) {
+    const w = step.waitFor;
+    if (typeof w !== 'object' || w === null || typeof w.signal !== 'string' || w.signal.trim() === '') fail(p, `step "${step.name}": waitFor needs { signal: 'name', timeout?: '24h' }`);
+    if (w.timeout !== undefined) duration(w.timeout, 'waitFor.timeout');
+  } else if ('children' in step) {
+    if (typeof step.children !== 'function') fail(p, `step "${step.name}": children must be a function (ctx, input) => [{ pipeline, input, key? }]`);
+    if (step.join !== undefined && step.join !== 'all' && step.join !== 'race') fail(p, `step "${step.name}": join must be 'all' or 'race'`);
+    if (step.onChildFailure !== undefined && step.onChildFailure !== 'fail' && step.onChildFailure !== 'collect') fail(p, `step "${step.name}": onChildFailure must be 'fail' or 'collect'`);
+    if (step.timeout !== undefined) duration(step.timeout, 'timeout');
   }
 }
 
@@ -116,10 +178,11 @@ function define(def: PipelineDefinition): Pipeline {
   if (def.input !== undefined && (def.input === null || typeof (def.input as InputSchema<unknown>).parse !== 'function')) {
     fail(name, 'input must have a parse(value) function (a zod schema, for example)');
   }
+  const schedules = declaredSchedules(name, def);
   const stepNames = def.steps.map((s) => s.name);
   const version = def.version ?? createHash('sha256').update(stepNames.join('\n')).digest('hex').slice(0, 12);
   const checkInput = src ? sourceInputCheck(name, src) : def.input ? declaredInputCheck(name, def.input) : undefined;
-  return Object.freeze({ ...def, version, stepNames, ...(checkInput ? { checkInput } : {}) });
+  return Object.freeze({ ...def, version, stepNames, schedules, ...(checkInput ? { checkInput } : {}) });
 }
 
 /**

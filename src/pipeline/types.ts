@@ -2,6 +2,7 @@
 // What users write: pipelines of named steps, optionally fed by a table's changes.
 import type { Logger } from 'pino';
 import type pg from 'pg';
+import type { ScheduleDefinition } from './schedule.js';
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -38,6 +39,10 @@ export interface StepContext<TRunInput = unknown> {
    * writes happen exactly once. Do not await the network while holding it.
    */
   readonly tx: () => Promise<TxClient>;
+  /** How many times this step has returned `again(...)` before this execution (0 the first time). */
+  readonly repeats: number;
+  /** The output of an earlier step of this run, by name (undefined if it has not run). */
+  output(step: string): Promise<Json | undefined>;
 }
 
 export interface RetryPolicy {
@@ -76,16 +81,29 @@ export interface BatchItem<I, TRunInput = unknown> {
   input: I;
 }
 
-interface StepCommon {
+/** A length of time: milliseconds, or text such as '500ms', '30s', '10m', '2h', '1d', '1h30m'. */
+export type Duration = number | string;
+
+/** A step's condition: false skips the step (recorded as skipped; its output is its input). */
+export type StepCondition<I = any, TRunInput = any> = (ctx: StepContext<TRunInput>, input: I) => boolean | Promise<boolean>;
+
+interface StepBase<I = any, TRunInput = any> {
   name: string;
+  /** Runs the step only when this returns true; otherwise it is skipped (docs/waits.md). */
+  when?: StepCondition<I, TRunInput>;
   retry?: RetryPolicy;
   /** Per-attempt time limit; the signal aborts and the attempt fails with a retryable timeout. */
   timeoutMs?: number;
-  /** Most executions of this step in flight at once across all workers and processes. */
-  concurrency?: number;
 }
 
-export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommon {
+interface StepCommon<I = any, TRunInput = any> extends StepBase<I, TRunInput> {
+  /** Most executions of this step in flight at once across all workers and processes. */
+  concurrency?: number;
+  /** Most times the step may return `again(...)` before the run fails. Default 1000. */
+  maxRepeats?: number;
+}
+
+export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommon<I, TRunInput> {
   batch?: undefined;
   run: (ctx: StepContext<TRunInput>, input: I) => Promise<O> | O;
 }
@@ -95,12 +113,81 @@ export interface SingleStep<I = any, O = any, TRunInput = any> extends StepCommo
  * Returning an Error for an item fails (or retries) only that item's run; throwing fails the call,
  * which is retried for every item per the retry policy.
  */
-export interface BatchStep<I = any, O = any, TRunInput = any> extends StepCommon {
+export interface BatchStep<I = any, O = any, TRunInput = any> extends StepCommon<I, TRunInput> {
   batch: BatchOptions;
   run: (items: BatchItem<I, TRunInput>[], signal: AbortSignal) => Promise<(O | Error)[]>;
 }
 
-export type StepDefinition<I = any, O = any, TRunInput = any> = SingleStep<I, O, TRunInput> | BatchStep<I, O, TRunInput>;
+/** What a sleep step's function may return: a duration from now, or an instant (a Date or ISO text). */
+export type WakeTime = Duration | Date;
+
+/**
+ * Parks the run until a time; it holds no worker, connection or memory meanwhile. Its output is its
+ * input, unchanged, so the next step sees what the step before the sleep returned.
+ */
+export interface SleepStep<I = any, TRunInput = any> extends StepBase<I, TRunInput> {
+  sleep: WakeTime | ((ctx: StepContext<TRunInput>, input: I) => WakeTime | Promise<WakeTime>);
+  run?: undefined;
+  batch?: undefined;
+  concurrency?: undefined;
+  maxRepeats?: undefined;
+}
+
+/** What a signal wait returns: the payload of the signal it consumed, or a timed-out marker. */
+export interface SignalResult<P = Json> {
+  signal: string;
+  payload: P | null;
+  timedOut: boolean;
+  /** When the consumed signal was sent (null on a timeout). */
+  receivedAt: string | null;
+}
+
+/**
+ * Parks the run until a signal of this name arrives for it (walflow.signal, `walflow signal`, or
+ * sendSignal), or the timeout passes. A signal sent earlier waits in the run's mailbox; each signal
+ * is consumed by exactly one wait. Output: a SignalResult.
+ */
+export interface SignalStep<I = any, TRunInput = any> extends StepBase<I, TRunInput> {
+  waitFor: { signal: string; timeout?: Duration };
+  run?: undefined;
+  batch?: undefined;
+  concurrency?: undefined;
+  maxRepeats?: undefined;
+}
+
+/** One child run to start: a run of any pipeline, with its own input and key. */
+export interface ChildRun {
+  pipeline: string;
+  input: { [key: string]: Json };
+  key?: string | null;
+}
+
+/** One child's result, as a join with `onChildFailure: 'collect'` hands it on. */
+export type ChildResult<O = Json> = { ok: true; output: O } | { ok: false; status: 'failed' | 'cancelled'; error: Json | null };
+
+/**
+ * Starts child runs and parks until they finish: `join: 'all'` (default) outputs their results in
+ * order; `join: 'race'` outputs the first to complete and cancels the rest. A failed child fails
+ * the parent (`onChildFailure: 'fail'`, default) or is handed on as `{ ok: false, … }` ('collect').
+ */
+export interface ChildrenStep<I = any, TRunInput = any> extends StepBase<I, TRunInput> {
+  children: (ctx: StepContext<TRunInput>, input: I) => ChildRun[] | Promise<ChildRun[]>;
+  join?: 'all' | 'race';
+  onChildFailure?: 'fail' | 'collect';
+  /** How long to wait for the children; then the run fails (their unfinished runs are cancelled). */
+  timeout?: Duration;
+  run?: undefined;
+  batch?: undefined;
+  concurrency?: undefined;
+  maxRepeats?: undefined;
+}
+
+export type WaitStep<I = any, TRunInput = any> = SleepStep<I, TRunInput> | SignalStep<I, TRunInput> | ChildrenStep<I, TRunInput>;
+
+export type StepDefinition<I = any, O = any, TRunInput = any> = SingleStep<I, O, TRunInput> | BatchStep<I, O, TRunInput> | WaitStep<I, TRunInput>;
+
+/** The steps that run user code (everything but the waits). */
+export type CodeStep<I = any, O = any, TRunInput = any> = SingleStep<I, O, TRunInput> | BatchStep<I, O, TRunInput>;
 
 export type ChangeOp = 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -175,6 +262,11 @@ export interface PipelineDefinition<TRunInput = any> {
    * whose input does not parse fails at once, not retried). What it returns is `ctx.runInput`.
    */
   input?: InputSchema<TRunInput>;
+  /**
+   * Pipelines without a source: start runs by themselves, on cron ticks or every interval (one or a
+   * list). Exactly one run per tick across all processes; see "Schedules" in the README.
+   */
+  schedule?: ScheduleDefinition | ScheduleDefinition[];
   /** The key of a run started without one (WAL-started runs use the table key). */
   key?: (input: TRunInput) => string | null;
   steps: StepDefinition<any, any, TRunInput>[];

@@ -9,6 +9,7 @@ import { httpStep } from '../../src/steps/http/http-step.js';
 const ctx = (): StepContext => ({
   runId: 'r1', pipeline: 'p', key: null, attempt: 1, runInput: {}, signal: new AbortController().signal, log: silentLogger,
   db: { query: () => Promise.reject(new Error('no database here')) } as unknown as StepContext['db'], tx: () => Promise.reject(new Error('no tx')),
+  repeats: 0, output: () => Promise.resolve(undefined),
 });
 
 describe('httpStep definition', () => {

@@ -1,7 +1,8 @@
--- walflow.cancel(run): cancels a run that has not finished; false when it had already finished.
+-- walflow.cancel(run): cancels a run that has not finished, and its unfinished child runs (and
+-- theirs: walflow.cancel_tree); false when it had already finished.
 -- A running run is also listed in walflow.cancelled_running, which makes its step's checkpoint be
 -- refused, and a NOTIFY walflow_cancel tells its worker to abort the step's signal at once (the
--- lease renewal is the backstop).
+-- lease renewal is the backstop). A parked run's wait is dropped with it.
 -- Runs with the owner's rights for a caller that started the run (or is walflow's own principal,
 -- walflow.caller_starter() NULL); a run the caller may not see raises WF003 exactly like one that
 -- does not exist, so its existence is not revealed.
@@ -19,13 +20,7 @@ BEGIN
   IF v_status NOT IN ('queued', 'waiting', 'running') THEN
     RETURN false;
   END IF;
-  UPDATE walflow.runs SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-   WHERE id = run;
-  IF v_status = 'running' THEN
-    INSERT INTO walflow.cancelled_running (run_id) VALUES (run)
-    ON CONFLICT (run_id) DO UPDATE SET cancelled_at = now();
-    PERFORM pg_notify('walflow_cancel', run::text);
-  END IF;
+  PERFORM walflow.cancel_tree(run);
   RETURN true;
 END;
 $$;

@@ -14,6 +14,22 @@ export interface ClaimedRun {
   retry_base: number;
   /** Output of the last committed step: the input of the step at step_index. */
   prev_output: Json | null;
+  /** Name of the last committed step: a resumed run continues after it, matched by name (docs/waits.md, "versions"). */
+  prev_step: string | null;
+  /** The wait the run was parked in (a resumed run only). */
+  wait: ParkedWait | null;
+}
+
+/** A row of walflow.waits, as the claim returns it. */
+export interface ParkedWait {
+  step_index: number;
+  step: string;
+  kind: 'sleep' | 'signal' | 'children' | 'repeat';
+  until: string | null;
+  signal: string | null;
+  children: number | null;
+  children_left: number | null;
+  repeats: number;
 }
 
 /** Exported for the plan test (test/db/engine/claim-plan.test.ts). */
@@ -38,10 +54,14 @@ WITH candidates AS (
 ), resume AS (
   -- Progress is the checkpoints: resume after the last one. A run never claimed before has none,
   -- and most claims are of such runs: they skip the look-up.
-  SELECT c.id, coalesce(last.step_index + 1, 0) AS step_index, last.output
+  -- A parked run (a wait: sleep, signal, children, repeat) also brings its wait.
+  SELECT c.id, coalesce(last.step_index + 1, 0) AS step_index, last.output, last.step,
+         (SELECT json_build_object('step_index', w.step_index, 'step', w.step, 'kind', w.kind, 'until', w.until,
+                 'signal', w.signal, 'children', w.children, 'children_left', w.children_left, 'repeats', w.repeats)
+            FROM walflow.waits w WHERE c.started_at IS NOT NULL AND w.run_id = c.id) AS wait
   FROM candidates c
   LEFT JOIN LATERAL (
-    SELECT s.step_index, s.output FROM walflow.steps s
+    SELECT s.step_index, s.output, s.step FROM walflow.steps s
      WHERE c.started_at IS NOT NULL AND s.run_id = c.id ORDER BY s.step_index DESC LIMIT 1
   ) last ON true
 )
@@ -55,7 +75,7 @@ UPDATE walflow.runs r
        started_at = coalesce(r.started_at, now()), updated_at = now()
   FROM resume m
  WHERE r.id = m.id
-RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, r.retry_base, m.output AS prev_output`;
+RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, r.retry_base, m.output AS prev_output, m.step AS prev_step, m.wait`;
 
 /** Claims up to `limit` runnable runs of one pipeline (per-pipeline claims keep one pipeline's backlog from starving another). */
 export async function claimRuns(db: Queryable, pipeline: string, limit: number, owner: string, leaseMs: number): Promise<ClaimedRun[]> {

@@ -14,6 +14,10 @@ export async function pruneFinished(db: Queryable, olderThanMs: number, batch = 
        DELETE FROM walflow.steps s USING gone WHERE s.run_id = gone.id
      ), errors AS (
        DELETE FROM walflow.step_errors e USING gone WHERE e.run_id = gone.id
+     ), parked AS (
+       DELETE FROM walflow.waits w USING gone WHERE w.run_id = gone.id
+     ), mailbox AS (
+       DELETE FROM walflow.signals s USING gone WHERE s.run_id = gone.id
      ), fences AS (
        -- A run cancelled mid-step left its checkpoint fence behind (sql/0005): it goes with the run.
        DELETE FROM walflow.cancelled_running c USING gone WHERE c.run_id = gone.id

@@ -5,12 +5,13 @@ import { Command, CommanderError } from 'commander';
 import { isUserError, redactSecrets } from '../../errors.js';
 import { registerDbCommands } from './db-commands.js';
 import { registerRunCommands } from './runs-commands.js';
+import { registerScheduleCommands } from './schedule-commands.js';
 import { registerPipelineCommands } from './pipeline-commands.js';
 import { registerDoctorCommand } from './doctor-command.js';
 import { registerUiCommand } from './ui-command.js';
 
 /** Exit codes of walflow's own SQL errors (sql/definitions/functions/*.sql). */
-const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3 };
+const SQL_EXIT: Record<string, number> = { WF001: 3, WF002: 2, WF003: 3, WF004: 3 };
 
 function fail(message: string, code: number): void {
   process.stderr.write(`walflow: ${redactSecrets(message)}\n`);
@@ -36,6 +37,7 @@ const program = new Command()
 registerDbCommands(program);
 registerPipelineCommands(program);
 registerRunCommands(program);
+registerScheduleCommands(program);
 registerDoctorCommand(program);
 registerUiCommand(program);
 

@@ -23,7 +23,7 @@ export function registerRunCommands(program: Command): void {
   program
     .command('status')
     .description('per pipeline: runs by status, oldest queued age, throughput; replication slot, lag and leader; worker processes')
-    .option('--json', 'machine-readable output: {pipelines, replication, workers, pipeline_errors}')
+    .option('--json', 'machine-readable output: {pipelines, replication, workers, pipeline_errors, schedules}')
     .action(async (opts: { json?: boolean }) => {
       await withClient(async (c) => {
         const pipelines = (await c.query(
@@ -51,7 +51,10 @@ export function registerRunCommands(program: Command): void {
         const pipeline_errors = (await c.query(
           `SELECT file, message, owner, failed_at FROM walflow.pipeline_load_errors ORDER BY file, owner`,
         )).rows as { file: string; message: string; owner: string; failed_at: Date }[];
-        emit(opts.json, { pipelines, replication, workers, pipeline_errors }, () => {
+        // Schedules by state (details: `walflow schedules`).
+        const schedules = Object.fromEntries((await c.query(`SELECT state, count(*)::int AS n FROM walflow.schedule_status GROUP BY state`)).rows
+          .map((r) => [r.state as string, r.n as number])) as Record<string, number>;
+        emit(opts.json, { pipelines, replication, workers, pipeline_errors, schedules }, () => {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
             formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
@@ -64,6 +67,7 @@ export function registerRunCommands(program: Command): void {
             'workers',
             formatTable(workers.map((w) => ({ ...w, pipelines: w.pipelines.join(','), heartbeat: ago(w.heartbeat_at) })),
               ['owner', 'pid', 'health', 'in_flight', 'pipelines', 'heartbeat']),
+            ...(Object.keys(schedules).length > 0 ? ['', `schedules: ${Object.entries(schedules).map(([k, n]) => `${n} ${k}`).join(', ')} (walflow schedules)`] : []),
             ...(pipeline_errors.length > 0
               ? ['', 'pipeline errors (the previous version keeps running)', formatTable(pipeline_errors.map((e) => ({ ...e, since: ago(e.failed_at) })), ['file', 'owner', 'since', 'message'])]
               : []),
@@ -100,8 +104,17 @@ export function registerRunCommands(program: Command): void {
     .action(async (id: string, opts: { json?: boolean }) => {
       runId(id);
       await withClient(async (c) => {
-        const run = (await c.query('SELECT id, pipeline, key, status, step_index, attempt, input, error, created_at, started_at, finished_at FROM walflow.runs WHERE id = $1', [id])).rows[0];
+        const run = (await c.query(
+          `SELECT r.id, r.pipeline, r.pipeline_version AS started_version, p.version AS loaded_version, r.key, r.status, r.step_index, r.attempt,
+                  r.input, r.error, r.created_at, r.started_at, r.finished_at, r.parent_run_id, r.child_index
+             FROM walflow.runs r LEFT JOIN walflow.pipelines p ON p.name = r.pipeline WHERE r.id = $1`, [id])).rows[0];
         if (!run) throw new UserError(`no run ${id}`, 3);
+        // What it waits for, and its family: the children its steps started, by step.
+        const waitingFor = (await c.query(`SELECT step, kind, until, signal, children, children_left, mode AS join, repeats, since FROM walflow.waits w
+                                            WHERE run_id = $1 AND $2 = 'waiting'`, [id, run.status])).rows[0] ?? null;
+        const { rows: children } = await c.query(
+          `SELECT parent_step_index AS step_index, child_index, id, pipeline, status FROM walflow.runs
+            WHERE parent_run_id = $1 ORDER BY parent_step_index, child_index LIMIT 1000`, [id]);
         const { rows: steps } = await c.query(
           `SELECT t.step_index, t.step, t.outcome, t.attempt, t.duration_ms, t.started_at, t.finished_at, t.retry_at, t.error,
                   octet_length(s.output::text) AS output_bytes
@@ -111,11 +124,15 @@ export function registerRunCommands(program: Command): void {
           [id],
         );
         for (const s of steps) s.duration_ms = num(s.duration_ms);
-        emit(opts.json, { run, steps }, () => {
-          const head = `run ${run.id}  pipeline=${run.pipeline}  key=${run.key ?? ''}  status=${run.status}  created=${run.created_at.toISOString()}`;
+        emit(opts.json, { run, steps, waiting_for: waitingFor, children }, () => {
+          const version = run.loaded_version && run.loaded_version !== run.started_version ? `${run.started_version} (loaded now: ${run.loaded_version})` : run.started_version ?? '';
+          const head = `run ${run.id}  pipeline=${run.pipeline}  version=${version}  key=${run.key ?? ''}  status=${run.status}  created=${run.created_at.toISOString()}`
+            + (run.parent_run_id ? `\nchild ${run.child_index} of run ${run.parent_run_id}` : '');
           const table = formatTable(steps.map((s) => ({ ...s, error: s.error?.message ?? '' })), ['step_index', 'step', 'outcome', 'attempt', 'duration_ms', 'output_bytes', 'error']);
+          const waits = waitingFor ? [`waiting in step "${waitingFor.step}" for ${describeWait(waitingFor)}`] : [];
+          const family = children.length > 0 ? [`children (${children.length}${children.length === 1000 ? ', first 1000' : ''}):`, formatTable(children, ['step_index', 'child_index', 'id', 'pipeline', 'status'])] : [];
           const stacks = steps.filter((s) => s.error?.stack).map((s) => `\n-- ${s.step} attempt ${s.attempt}:\n${s.error.stack}`);
-          return [head, table, ...stacks].join('\n');
+          return [head, table, ...waits, ...family, ...stacks].join('\n');
         });
       });
     });
@@ -144,6 +161,29 @@ export function registerRunCommands(program: Command): void {
     });
 
   program
+    .command('signal <run-or-key> <name> [payload]')
+    .description("send a signal to a run (a step's waitFor consumes it); payload is JSON. With --pipeline, the first argument is a key: the signal goes to that key's current run")
+    .option('--pipeline <name>', 'address the run by pipeline and key')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, name: string, payload: string | undefined, opts: { pipeline?: string; json?: boolean }) => {
+      let body: unknown = null;
+      if (payload !== undefined) {
+        try {
+          body = JSON.parse(payload);
+        } catch (err) {
+          throw new UserError(`payload is not JSON: ${(err as Error).message} (quote it for the shell: '{"approved": true}')`);
+        }
+      }
+      if (!opts.pipeline) runId(target);
+      await withClient(async (c) => {
+        const { rows } = opts.pipeline
+          ? await c.query('SELECT walflow.signal_key($1, $2, $3, $4::jsonb) AS id', [opts.pipeline, target, name, JSON.stringify(body)])
+          : await c.query('SELECT walflow.signal($1, $2, $3::jsonb) AS id', [target, name, JSON.stringify(body)]);
+        emit(opts.json, { signal: Number(rows[0].id) }, () => `signal "${name}" sent (id ${rows[0].id})`);
+      });
+    });
+
+  program
     .command('cancel <run>')
     .description('cancel a run that has not finished')
     .option('--json', 'machine-readable output')
@@ -155,4 +195,14 @@ export function registerRunCommands(program: Command): void {
         if (!ok) process.exitCode = 3;
       });
     });
+}
+
+function describeWait(w: { kind: string; until: Date | null; signal: string | null; children: number | null; children_left: number | null; join: string | null; repeats: number }): string {
+  const until = w.until ? ` until ${w.until.toISOString()}` : '';
+  switch (w.kind) {
+    case 'sleep': return `its time${until}`;
+    case 'signal': return `signal "${w.signal}"${w.until ? ` (times out at ${w.until.toISOString()})` : ''}`;
+    case 'children': return `${w.children_left} of ${w.children} children (${w.join})${w.until ? `, timeout ${w.until.toISOString()}` : ''}`;
+    default: return `its next try (repeat ${w.repeats})${until}`;
+  }
 }

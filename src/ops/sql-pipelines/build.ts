@@ -5,9 +5,10 @@
 import pg from 'pg';
 import { UserError } from '../../errors.js';
 import { definePipeline, type Pipeline } from '../../pipeline/define.js';
-import type { PipelineHookContext, Queryable, SourceDefinition, StepDefinition } from '../../pipeline/types.js';
+import type { Duration, PipelineHookContext, Queryable, SourceDefinition, StepDefinition, WakeTime } from '../../pipeline/types.js';
 import { createEmbeddingPipeline } from '../../steps/embedding/pipeline.js';
 import type { HostPolicy } from '../../steps/http/host-policy.js';
+import { fillJson, runContext } from '../../steps/sql/run-context.js';
 import { sqlHttpStep } from '../../steps/sql/sql-http-step.js';
 import { sqlStep } from '../../steps/sql/sql-step.js';
 
@@ -88,7 +89,16 @@ function step(row: SqlPipelineRow, s: Record<string, unknown>, o: BuildOptions):
       ...(int(s.timeoutMs) ? { timeoutMs: int(s.timeoutMs)! } : {}),
     });
   }
-  throw new UserError(`pipeline "${row.name}": step "${name}": durable waits (sleep, signal) are not available in this walflow version`);
+  if (s.sleep !== undefined) {
+    const sleep = s.sleep as Duration;
+    // A placeholder (':input.row.due_at') is a wake time from the run; anything else a literal duration.
+    if (typeof sleep === 'string' && sleep.startsWith(':')) {
+      return { name, sleep: async (ctx, input) => fillJson(sleep, await runContext(ctx.db, ctx, input)) as WakeTime };
+    }
+    return { name, sleep };
+  }
+  const w = s.waitFor as { signal: string; timeout?: Duration };
+  return { name, waitFor: { signal: w.signal, ...(w.timeout !== undefined ? { timeout: w.timeout } : {}) } };
 }
 
 /** Checks, before the first run, that each SQL step's (and a row filter's) function is still the definer's own. */

@@ -86,6 +86,14 @@ describe('authorization of the SQL API', () => {
       }
     }
     expect(await q(A, `SELECT walflow.status($1)`, [a3])).toBe('queued');
+    // Signals: to one's own runs, and to walflow's runs of a pipeline one may start; never to another role's.
+    expect(await q(A, `SELECT walflow.signal($1, 'go', '{"by": "a"}') > 0`, [a3])).toBe(true);
+    expect(await q(A, `SELECT walflow.signal($1, 'go') > 0`, [walRun])).toBe(true);
+    expect(await q(A, `SELECT walflow.signal_key('az-p', 'k', 'go') > 0`)).toBe(true);
+    expect(await q(A, `SELECT walflow.signal($1, 'go')`, [b1])).toBe(`ERR WF003: walflow: no run ${b1}`);
+    expect(await q(A, `SELECT walflow.signal($1, 'go')`, [UNKNOWN])).toBe(`ERR WF003: walflow: no run ${UNKNOWN}`);
+    expect(await q(A, `SELECT walflow.cancel_tree($1)`, [walRun])).toBe('ERR 42501: permission denied for function cancel_tree');
+    expect(await q(A, `SELECT walflow.child_finished()`)).toMatch(/^ERR 0A000: trigger functions can only be called as triggers/);
     expect(await q(A, `SELECT walflow.result($1)`, [a3])).toBe(null);
     expect(await q(A, `SELECT walflow.cancel($1)`, [a3])).toBe(true);
     expect(await q(A, `SELECT walflow.cancel($1)`, [a3])).toBe(false);
@@ -117,7 +125,9 @@ describe('authorization of the SQL API', () => {
     const operator = [
       `SELECT walflow.retry('${walRun}')`, `SELECT walflow.retry_failed('az-p')`, `SELECT count(*) FROM walflow.list_runs()`,
       `SELECT walflow.supersede('az-p', ARRAY['no-such-key'], NULL)`, `SELECT walflow.contested_keys('az-p', ARRAY['no-such-key'], NULL)`,
-      ...['status', 'run_timeline', 'replication_status', 'replication_lag', 'worker_health'].map((v) => `SELECT count(*) FROM walflow.${v}`),
+      // Schedules start runs as walflow itself: only walflow's roles may create or drop them.
+      `SELECT walflow.create_schedule('az-s', 'az-p', '0 3 * * *')`, `SELECT walflow.drop_schedule('az-s')`,
+      ...['status', 'run_timeline', 'replication_status', 'replication_lag', 'worker_health', 'schedule_status'].map((v) => `SELECT count(*) FROM walflow.${v}`),
     ];
     for (const sql of operator) {
       expect(await q(A, sql), sql).toMatch(/^ERR 42501: permission denied for (table|view) /);
@@ -162,10 +172,11 @@ describe('authorization of the SQL API', () => {
     // This test covers every function of the schema: one added without a look at who may call it fails here.
     const fns = (await db.pool.query(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'walflow'::regnamespace ORDER BY 1`)).rows.map((r) => r.proname as string);
     expect(fns).toEqual([
-      'alter_pipeline', 'caller_role', 'caller_starter', 'cancel', 'check_embedding_definition', 'check_pipeline_source', 'check_source_table',
-      'compile_sql_step', 'contested_keys', 'create_embedding_pipeline', 'create_pipeline', 'define_row_filter', 'define_sql_steps', 'drop_pipeline', 'http_step', 'list_runs',
-      'pipeline_definition', 'result', 'retry', 'retry_failed', 'save_pipeline', 'signal_step', 'sleep_step', 'sql_step', 'sql_step_function',
-      'start', 'start_batch', 'status', 'supersede', 'uuid_v7',
+      'alter_pipeline', 'caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'check_embedding_definition', 'check_pipeline_source',
+      'check_source_table', 'child_finished', 'compile_sql_step', 'contested_keys', 'create_embedding_pipeline', 'create_pipeline',
+      'create_schedule', 'define_row_filter', 'define_sql_steps', 'drop_pipeline', 'drop_schedule', 'http_step', 'list_runs',
+      'pipeline_definition', 'result', 'retry', 'retry_failed', 'save_pipeline', 'signal', 'signal_key', 'signal_step', 'sleep_step',
+      'sql_step', 'sql_step_function', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7',
     ]);
   });
 

@@ -120,7 +120,7 @@ describe('walflow migrate', () => {
 describe('walflow status', () => {
   it('--json: {pipelines, replication, workers, pipeline_errors} with numbers as numbers', async () => {
     const { json } = await walflowJson<{ pipelines: Record<string, unknown>[]; replication: unknown[]; workers: unknown[] }>(['status'], env);
-    expect(Object.keys(json)).toEqual(['pipelines', 'replication', 'workers', 'pipeline_errors']);
+    expect(Object.keys(json)).toEqual(['pipelines', 'replication', 'workers', 'pipeline_errors', 'schedules']);
     expect(json.pipelines.map((p) => p.pipeline)).toEqual(['ops-embed', 'ops-inserts', 'ops-items', 'ops-jobs']);
     const row = json.pipelines.find((p) => p.pipeline === 'ops-jobs')!;
     expect(row).toMatchObject({ version: 'v1', queued: 1, running: 0, waiting: 0, failed: 1, completed_1h: 3 });

@@ -259,4 +259,27 @@ describe('defining pipelines from SQL', () => {
       await server.stop();
     }
   });
+
+  it('durable waits from SQL: a sleep and a signal wait between SQL steps; the signal\'s payload binds the next step', async () => {
+    await engine?.stop();
+    engine = undefined;
+    await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_pipeline('sp-wait', ARRAY[
+      walflow.sql_step('a', 'SELECT 1 AS one'),
+      walflow.sleep_step('nap', '1s'),
+      walflow.signal_step('approval', 'approved', '1h'),
+      walflow.sql_step('done', 'INSERT INTO sp_audit (n, who, note) VALUES (9, current_user, :prev.payload.by)')])`));
+    const rows = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'sp-wait');
+    engine = new Engine({ url: db.url, pipelines: rows.map((r) => buildSqlPipeline(r, { hostPolicy: {} })), pollIntervalMs: 50 });
+    await engine.register();
+    await engine.runWorkers();
+    const id = (await q<{ id: string }>(`SELECT walflow.start('sp-wait', '{}', 'w1') AS id`))[0]!.id;
+    await waitFor('waiting for the signal', async () =>
+      (await q(`SELECT 1 FROM walflow.steps WHERE run_id = $1 AND step = 'nap'`, [id])).length === 1, 30_000);
+    expect(await q(`SELECT count(*)::int AS n FROM sp_audit WHERE n = 9`)).toEqual([{ n: 0 }]);
+    await db.pool.query(`SELECT walflow.signal($1, 'approved', '{"by": "bob"}')`, [id]);
+    await waitFor('completed', async () => (await q(`SELECT 1 FROM walflow.runs WHERE id = $1 AND status = 'completed'`, [id])).length === 1, 30_000);
+    expect(await q(`SELECT who, note FROM sp_audit WHERE n = 9`)).toEqual([{ who: ADMIN, note: 'bob' }]);
+    await engine.stop();
+    engine = undefined;
+  });
 });
