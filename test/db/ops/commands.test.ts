@@ -200,7 +200,7 @@ describe('walflow inspect', () => {
   it('prints the timeline and the stack', async () => {
     const r = await walflow(['inspect', ids.failed], env);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^run ${ids.failed}  pipeline=ops-jobs  key=job-4  status=failed  created=`));
+    expect(r.stdout).toMatch(new RegExp(`^run ${ids.failed}  pipeline=ops-jobs  version=v1  key=job-4  status=failed  created=`));
     expect(r.stdout).toMatch(/STEP_INDEX\s+STEP\s+OUTCOME\s+ATTEMPT\s+DURATION_MS\s+OUTPUT_BYTES\s+ERROR/);
     expect(r.stdout).toMatch(/-- work attempt 1:\nNonRetryableError: job 4 failed on purpose\n\s+at /);
   });
