@@ -3,9 +3,10 @@
 // the replication leader's automatic initial backfill (auto-backfill.ts).
 //
 // Why it is consistent with the stream (docs/guarantees.md, "Initial backfill"):
-// 1. It first waits until every transaction running when it starts has ended. Started after the
-//    table joined the publication, this covers a transaction that wrote before that and commits
-//    after it: the stream decodes it without the table, so the backfill must see its rows.
+// 1. It first waits until every transaction of this database running when it starts has ended
+//    (other databases' cannot write the table). Started after the table joined the publication,
+//    this covers a transaction that wrote before that and commits after it: the stream decodes it
+//    without the table, so the backfill must see its rows.
 // 2. Each batch is one short transaction that locks the backfill's row (so two drivers — a leader
 //    and a `walflow backfill`, or two leaders during a failover — take turns and continue from the
 //    committed cursor), reads the next rows in key order FOR SHARE, starts their runs and records
@@ -52,16 +53,34 @@ export class NothingToBackfill extends UserError {
 
 const ident = (s: string) => pg.escapeIdentifier(s);
 
-/** Waits until every transaction that holds an xid now has committed or aborted (step 1 above). */
+/**
+ * The xids of the transactions running now in THIS database (prepared ones included). Only they can
+ * have written our source table: a transaction in another database of the cluster cannot, so it
+ * must not hold up the backfill (under a busy shared server, other databases' long transactions
+ * delayed live reloads by minutes when the wait used the cluster-wide pg_current_snapshot()).
+ * pg_locks is readable by every role; each transaction holds the ExclusiveLock on its own xid from
+ * the moment it gets one (before it writes anything) until after its commit is visible. A backend's
+ * database comes from pg_stat_activity, whose datname is visible even for other roles' sessions.
+ */
+const RUNNING_HERE = `
+  SELECT l.transactionid::text AS xid
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+   WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted AND a.datname = current_database()
+  UNION
+  SELECT transaction::text FROM pg_prepared_xacts WHERE database = current_database()`;
+
+async function runningHere(db: Queryable): Promise<Set<string>> {
+  return new Set((await db.query<{ xid: string }>(RUNNING_HERE)).rows.map((r) => r.xid));
+}
+
+/** Waits until every transaction of this database that holds an xid now has committed or aborted (step 1 above). */
 export async function waitForRunningTransactions(db: Queryable, signal?: AbortSignal, pollMs = 200, onWaiting?: (n: number) => void): Promise<void> {
-  const { rows } = await db.query<{ xids: string[] }>(`SELECT ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot()))::text[] AS xids`);
-  let pending = rows[0]!.xids;
+  let pending = [...await runningHere(db)];
   let told = false;
   while (pending.length > 0 && !signal?.aborted) {
-    const r = await db.query<{ xid: string }>(
-      `SELECT x::text AS xid FROM unnest($1::xid8[]) AS x WHERE pg_xact_status(x) = 'in progress'`, [pending],
-    );
-    pending = r.rows.map((x) => x.xid);
+    // xids are not reused within a wraparound cycle: an xid no longer locked has ended.
+    const now = await runningHere(db);
+    pending = pending.filter((x) => now.has(x));
     if (pending.length > 0 && !told) {
       told = true;
       onWaiting?.(pending.length);

@@ -2,8 +2,9 @@
 -- (seq) within it. The page is read from the primary key in id order (fast however many finished
 -- runs there are); only the page's last millisecond, which the limit may cut in id order rather
 -- than start order, is read whole and re-sorted. p_before (a page's last id) continues after that
--- run. steps_done: committed checkpoints; current_step: the step the run is executing, waiting
--- for, failed or cancelled at (NULL once completed or superseded).
+-- run. steps_done: committed checkpoints; current_step: the step the run is executing, parked in,
+-- waiting to retry, failed or cancelled at — by name, in the loaded version: the step after its last
+-- checkpoint's (docs/waits.md, "Runs meet new versions"); NULL once completed or superseded.
 CREATE OR REPLACE FUNCTION walflow.list_runs(
   p_pipeline text DEFAULT NULL, p_status text DEFAULT NULL, p_key text DEFAULT NULL,
   p_before uuid DEFAULT NULL, p_limit integer DEFAULT 50)
@@ -45,12 +46,16 @@ BEGIN
        WHERE r.id >= (e.ms || '-0000-0000-000000000000')::uuid
          AND r.id <= (e.ms || '-ffff-ffff-ffffffffffff')::uuid AND %1$s
     )
-    SELECT c.id, c.pipeline, c.key, c.status, d.n, CASE WHEN c.status IN ('completed', 'superseded') THEN NULL ELSE pl.steps[d.n + 1] END,
+    SELECT c.id, c.pipeline, c.key, c.status, d.n,
+           CASE WHEN c.status IN ('completed', 'superseded') THEN NULL
+                ELSE coalesce(w.step, CASE WHEN d.last IS NULL THEN pl.steps[1] ELSE pl.steps[array_position(pl.steps, d.last) + 1] END) END,
            CASE WHEN d.n = c.step_index THEN c.attempt WHEN c.status = 'running' THEN 1 ELSE 0 END,
            c.created_at, c.finished_at, c.error_message
       FROM (SELECT * FROM picked ORDER BY left(id::text, 13) COLLATE "C" DESC, seq DESC LIMIT $5) c
       LEFT JOIN walflow.pipelines pl ON pl.name = c.pipeline
-      CROSS JOIN LATERAL (SELECT count(*)::integer AS n FROM walflow.steps s WHERE s.run_id = c.id) d
+      LEFT JOIN walflow.waits w ON w.run_id = c.id AND c.status = 'waiting'
+      CROSS JOIN LATERAL (SELECT count(*)::integer AS n, (array_agg(s.step ORDER BY s.step_index DESC))[1] AS last
+                            FROM walflow.steps s WHERE s.run_id = c.id) d
      ORDER BY left(c.id::text, 13) COLLATE "C" DESC, c.seq DESC$q$, v_where,
      'r.id, r.seq, r.pipeline, r.key, r.status, r.step_index, r.attempt, r.created_at, r.finished_at, r.error->>''message'' AS error_message')
   USING p_pipeline, p_status, p_key, p_before, v_limit;

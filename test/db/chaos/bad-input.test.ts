@@ -71,7 +71,7 @@ describe('bad input: a clear, specific error, and nothing lost', () => {
       [() => definePipeline({ name: 'p; DROP TABLE x', steps: [noop] }), /^a pipeline needs a name of letters, digits, _ \. -/],
       [() => definePipeline({ name: 'p', steps: [] }), /^pipeline "p": needs at least one step$/],
       [() => definePipeline({ name: 'p', steps: [{ run: () => null } as never] }), /^pipeline "p": step 0 needs a name/],
-      [() => definePipeline({ name: 'p', steps: [{ name: 'a' } as never] }), /^pipeline "p": step "a" has no run function$/],
+      [() => definePipeline({ name: 'p', steps: [{ name: 'a' } as never] }), /^pipeline "p": step "a" has no run function \(or one of sleep, waitFor, children\)$/],
       [() => definePipeline({ name: 'p', source: { table: 't', key: [] }, steps: [noop] }), /^pipeline "p": source.key must be a non-empty list/],
       [() => definePipeline({ name: 'p', source: { table: ' ' }, steps: [noop] }), /^pipeline "p": source.table must name a table$/],
       [() => definePipeline({ name: 'p', source: { table: 't', events: ['upsert' as never] }, steps: [noop] }), /^pipeline "p": source.events: unknown event "upsert"/],

@@ -15,9 +15,9 @@ import { waitFor } from '../../harness/wait.js';
 import { freePort, metric, parseMetrics, ROOT, startWalflowRun, walflow, walflowJson, type RunningWalflow } from './support/cli.js';
 
 const db = useTestDatabase();
-// A reload's initial backfill first waits out every transaction open in the cluster when the table
-// joined the publication; under the full suite other files' transactions (in their own databases)
-// can hold it for tens of seconds, so the waits here are generous (they wait, they do not time).
+// The suite runs this file beside others on one loaded server: the waits are generous (they wait,
+// they do not time). A reload's initial backfill waits only for this database's open transactions
+// (other files' transactions in their own databases once held it up for minutes: backfill-wait.test.ts).
 const RELOAD_WAIT_MS = 100_000;
 const slot = `wf_reload_${randomBytes(4).toString('hex')}`;
 const DEFINE = pathToFileURL(path.join(ROOT, 'src/pipeline/define.ts')).href;
@@ -88,7 +88,9 @@ beforeAll(async () => {
   write('base.ts', `import { definePipeline } from '${DEFINE}';
 export default definePipeline({ name: 'rl-base', version: 'v1', source: { table: 'rl_base' }, steps: [{ name: 'noop', run: () => null }] });
 `);
-  wf = await startWalflowRun(['--metrics-port', String(port)], env);
+  // Creating the logical slot waits for every transaction open in the whole server (PostgreSQL's
+  // snapshot builder reads the cluster-wide WAL), other files' included: a generous readiness wait.
+  wf = await startWalflowRun(['--metrics-port', String(port)], env, RELOAD_WAIT_MS);
 }, 120_000);
 
 afterAll(async () => {
