@@ -12,7 +12,7 @@ import { waitFor } from '../../harness/wait.js';
 import { ROOT, startWalflowRun, walflowJson, type RunningWalflow } from './support/cli.js';
 
 const db = useTestDatabase();
-// As in reload.test.ts: an initial backfill waits out every transaction open in the cluster.
+// As in reload.test.ts: this file runs beside others on one loaded server; the waits are generous (they wait, they do not time).
 const WAIT_MS = 100_000;
 const slot = `wf_sqlp_${randomBytes(4).toString('hex')}`;
 const DEFINE = pathToFileURL(path.join(ROOT, 'src/pipeline/define.ts')).href;
