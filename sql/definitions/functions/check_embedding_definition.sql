@@ -2,7 +2,8 @@
 -- named arguments of walflow.create_embedding_pipeline, as JSON), checked at call time as the calling
 -- role, with clear errors: the source table, its key and text column, the template's placeholders,
 -- the embedder and its settings (an API key only by environment variable name), and an existing
--- target whose vector size contradicts the model. Returns them with the tables schema-qualified.
+-- target whose vector size contradicts the model. Returns them with the tables schema-qualified
+-- (a new target without a schema goes in the source's).
 CREATE OR REPLACE FUNCTION walflow.check_embedding_definition(pipeline text, definition jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -96,6 +97,13 @@ BEGIN
       RAISE EXCEPTION 'walflow: pipeline "%": role "%" may not write %', pipeline, current_user, v_target USING ERRCODE = '42501';
     END IF;
   END IF;
-  RETURN d || jsonb_build_object('source_table', v_source, 'embedder', v_embedder);
+  -- Stored schema-qualified, so every process writes the table checked here: an existing one as
+  -- found on the caller's search path; a new one in the source's schema unless the name has one.
+  RETURN d || jsonb_build_object('source_table', v_source, 'embedder', v_embedder, 'target_table',
+    CASE WHEN v_target IS NOT NULL THEN (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_class c
+                                          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_target)
+         WHEN position('.' IN d->>'target_table') > 0 THEN d->>'target_table'
+         WHEN left(d->>'target_table', 1) = '"' THEN split_part(v_source, '.', 1) || '.' || (d->>'target_table')
+         ELSE split_part(v_source, '.', 1) || '.' || quote_ident(lower(d->>'target_table')) END);
 END;
 $$;

@@ -218,6 +218,12 @@ describe('defining pipelines from SQL', () => {
     await db.pool.query(`GRANT SELECT ON sp_notes TO ${ADMIN}`);
     await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_embedding_pipeline('sp-vec', 'sp_notes', 'body', 'sp_admin_vectors')`));
     const rows = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'sp-vec');
+    // Stored schema-qualified: a new target without a schema goes in the source's.
+    expect(rows[0]!.definition.target_table).toBe('public.sp_admin_vectors');
+    await db.pool.query(`CREATE SCHEMA sp_app; CREATE TABLE sp_app.docs (id int PRIMARY KEY, body text)`);
+    await db.pool.query(`SELECT walflow.create_embedding_pipeline('sp-app', 'sp_app.docs', 'body', 'Docs_Vec')`);
+    expect(await q(`SELECT definition->>'target_table' AS t FROM walflow.sql_pipelines WHERE name = 'sp-app'`)).toEqual([{ t: 'sp_app.docs_vec' }]);
+    await db.pool.query(`SELECT walflow.drop_pipeline('sp-app')`);
     engine = new Engine({ url: db.url, pipelines: rows.map((r) => buildSqlPipeline(r, { hostPolicy: {} })) });
     await engine.register(); // setup: creates the target
     expect(await asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT count(*) FROM sp_admin_vectors`, c))).toBe('ok');
