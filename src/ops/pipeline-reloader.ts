@@ -3,13 +3,16 @@
 // applied to the running process and logged. A file that fails to load (syntax error, throws, bad
 // definition, invalid source) keeps its previous pipelines running; the error is logged, counted
 // (walflow_pipeline_load_errors) and recorded in walflow.pipeline_load_errors for `walflow status`.
-// Reloading never stops the process.
+// Reloading never stops the process. Pipelines defined from SQL (./sql-pipelines/) join the set as
+// if each were a file named "sql:<name>": a file pipeline with a SQL pipeline's name is that
+// file's load error, and a SQL definition this process cannot build is "sql:<name>"'s.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/define.js';
 import { loadPipelineFile, pipelineFiles } from '../pipeline/load.js';
 import type { WalflowMetrics } from './metrics.js';
 import type { Walflow } from './runner.js';
+import type { SqlPipelineSet } from './sql-pipelines/watcher.js';
 
 export interface LoadedFile {
   file: string;
@@ -26,7 +29,11 @@ export interface ReloaderOptions {
   /** The files as loaded at start. */
   initial: readonly LoadedFile[];
   debounceMs?: number;
+  /** Pipelines defined from SQL (the SqlPipelineWatcher), merged with the files' on every reload. */
+  sql?: { load(db: Walflow['engine']['pool']): Promise<SqlPipelineSet> };
 }
+
+const SQL = 'sql:';
 
 export class PipelineReloader {
   /** The last version of each file that loaded (and applied) cleanly. */
@@ -86,14 +93,20 @@ export class PipelineReloader {
         if (prev) files.set(file, prev);
       }
     }
-    // A name defined by two files: the file that had it keeps it; the other one is in error.
+    const sql = await this.loadSql(errors);
+    // A name defined by two files: the file that had it keeps it; the other one is in error. A
+    // SQL-defined pipeline keeps its name against any file (walflow.create_pipeline refused the
+    // name of a file pipeline registered then).
     const owner = new Map<string, string>();
     for (const [file, ps] of this.good) for (const p of ps) owner.set(p.name, file);
     const byName = new Map<string, { file: string; pipeline: Pipeline }>();
-    for (const [file, ps] of [...files].sort(([a], [b]) => Number(owner.has(b)) - Number(owner.has(a)))) {
+    for (const [file, ps] of [...sql, ...[...files].sort(([a], [b]) => Number(owner.has(b)) - Number(owner.has(a)))]) {
       const clash = ps.find((p) => byName.has(p.name) && byName.get(p.name)!.file !== file);
       if (clash) {
-        errors.set(file, `pipeline "${clash.name}" is defined in both ${byName.get(clash.name)!.file} and ${file}`);
+        const other = byName.get(clash.name)!.file;
+        errors.set(file, other.startsWith(SQL)
+          ? `pipeline "${clash.name}" is defined in SQL (walflow.create_pipeline): rename this file's pipeline, or drop the SQL one (SELECT walflow.drop_pipeline('${clash.name}'))`
+          : `pipeline "${clash.name}" is defined in both ${other} and ${file}`);
         const prev = this.good.get(file);
         files.set(file, prev ?? []);
         for (const p of prev ?? []) if (!byName.has(p.name)) byName.set(p.name, { file, pipeline: p });
@@ -101,6 +114,7 @@ export class PipelineReloader {
       }
       for (const p of ps) byName.set(p.name, { file, pipeline: p });
     }
+    for (const [file, ps] of sql) files.set(file, ps);
     const only = this.o.only?.length ? new Set(this.o.only) : undefined;
     let next = [...byName.values()].filter((e) => !only || only.has(e.pipeline.name));
 
@@ -125,6 +139,27 @@ export class PipelineReloader {
     for (const [file, message] of errors) if (this.errors.get(file) !== message) log.error({ file, err: message }, `pipelines: ${file} failed to load; its previous version (if any) keeps running`);
     this.errors = errors;
     await this.record();
+  }
+
+  /**
+   * The SQL-defined pipelines as pseudo-files "sql:<name>". One that does not build keeps its
+   * previous version (if any) and is in error; if the table cannot be read, the previous ones stay.
+   */
+  private async loadSql(errors: Map<string, string>): Promise<Map<string, readonly Pipeline[]>> {
+    const out = new Map<string, readonly Pipeline[]>();
+    if (!this.o.sql) return out;
+    try {
+      const set = await this.o.sql.load(this.o.walflow.engine.pool);
+      for (const p of set.pipelines) out.set(SQL + p.name, [p]);
+      for (const [name, message] of set.errors) {
+        errors.set(SQL + name, message);
+        out.set(SQL + name, this.good.get(SQL + name) ?? []);
+      }
+    } catch (err) {
+      this.o.log.warn({ err }, 'pipelines: could not read the SQL-defined pipelines; the loaded ones keep running');
+      for (const [file, ps] of this.good) if (file.startsWith(SQL)) out.set(file, ps);
+    }
+    return out;
   }
 
   /** The file whose (new) pipeline made apply() fail: the first new or changed one whose message names it. */

@@ -25,6 +25,8 @@ function configFrom(opts: CommonOpts, extra: Partial<ConfigInput> = {}): Walflow
 /** The pipelines named in the pipelines directory, in that order; exit 3 when one is missing. */
 async function pickPipelines(config: WalflowConfig, names: string[]): Promise<Pipeline[]> {
   const all = await loadPipelines(config.pipelinesDir);
+  // A name no file defines may be a pipeline defined from SQL.
+  if (names.some((n) => !all.some((p) => p.name === n))) all.push(...(await sqlPipelines(config)).pipelines.filter((p) => names.includes(p.name)));
   const missing = names.filter((n) => !all.some((p) => p.name === n));
   if (missing.length > 0) {
     throw new UserError(`no pipeline named ${missing.map((m) => `"${m}"`).join(', ')} in ${config.pipelinesDir} (found: ${all.map((p) => p.name).join(', ') || 'none'})`, 3);
@@ -34,6 +36,40 @@ async function pickPipelines(config: WalflowConfig, names: string[]): Promise<Pi
 
 async function pickPipeline(config: WalflowConfig, name: string): Promise<Pipeline> {
   return (await pickPipelines(config, [name]))[0]!;
+}
+
+/** The pipelines defined from SQL, built as `walflow run` builds them; none when the database has no such table. */
+async function sqlPipelines(config: WalflowConfig): Promise<{ pipelines: Pipeline[]; errors: Map<string, string> }> {
+  const [{ buildSqlPipeline, readSqlPipelines }, { httpHostPolicyFromConfig }] = await Promise.all([import('../sql-pipelines/build.js'), import('../../steps/http/config-policy.js')]);
+  const rows = await withClient((c) => readSqlPipelines(c).catch((err: { code?: string }) => {
+    if (err.code === '42P01' || err.code === '3F000') return [];
+    throw err;
+  }), { pipelinesDir: config.pipelinesDir });
+  const pipelines: Pipeline[] = [];
+  const errors = new Map<string, string>();
+  for (const row of rows) {
+    try {
+      pipelines.push(buildSqlPipeline(row, { hostPolicy: httpHostPolicyFromConfig(config) }));
+    } catch (err) {
+      errors.set(row.name, (err as Error).message);
+    }
+  }
+  return { pipelines, errors };
+}
+
+/** Names of the pipelines defined from SQL (none before the migration that adds them ran). */
+async function sqlPipelineNames(url: string): Promise<Set<string>> {
+  const { connectClient } = await import('../../db/connection.js');
+  const c = await connectClient(url);
+  try {
+    const { rows } = await c.query<{ name: string }>(`SELECT name FROM walflow.sql_pipelines`).catch((err: { code?: string }) => {
+      if (err.code === '42P01' || err.code === '3F000') return { rows: [] as { name: string }[] };
+      throw err;
+    });
+    return new Set(rows.map((r) => r.name));
+  } finally {
+    await c.end();
+  }
 }
 
 function wholeNumber(flag: string, min: number, max: number) {
@@ -66,9 +102,13 @@ export function registerPipelineCommands(program: Command): void {
       const log = createLogger({ level: config.logLevel, pretty: config.logPretty ?? stderrIsTty() });
       const only = opts.only?.split(',').map((s) => s.trim()).filter(Boolean);
       const files = await loadPipelineDir(config.pipelinesDir);
-      const pipelines = only?.length ? await pickPipelines(config, [...new Set(only)]) : mergeFiles(files);
-      if (pipelines.length === 0) throw new UserError(`no pipelines found in ${config.pipelinesDir}`, 3);
       const url = await resolveDatabaseUrl(config, { startEmbedded: true });
+      // Pipelines defined from SQL join once walflow runs (the reloader); a file pipeline with one's
+      // name is not started even briefly (the reloader reports it as that file's load error).
+      const sqlNames = await sqlPipelineNames(url);
+      const fromFiles = only?.length ? await pickPipelines(config, [...new Set(only)].filter((n) => !sqlNames.has(n))) : mergeFiles(files);
+      const pipelines = fromFiles.filter((p) => !sqlNames.has(p.name));
+      if (fromFiles.length === 0 && sqlNames.size === 0) log.warn({ dir: config.pipelinesDir }, 'no pipelines yet: add a file to the pipelines directory, or define one in SQL (walflow.create_pipeline)');
 
       // A signal during startup stops as soon as startup is done (or failed).
       let stopRequested: string | undefined;
@@ -80,6 +120,7 @@ export function registerPipelineCommands(program: Command): void {
         log.info({ signal }, 'stopping once startup is done');
       };
       let reloader: import('../pipeline-reloader.js').PipelineReloader | undefined;
+      let sqlWatcher: import('../sql-pipelines/watcher.js').SqlPipelineWatcher | undefined;
       const onHup = () => {
         log.info({ signal: 'SIGHUP' }, 'reloading pipelines');
         void reloader?.reload();
@@ -102,12 +143,17 @@ export function registerPipelineCommands(program: Command): void {
         const running = await startWalflow({ url, config, pipelines, log, metrics });
         server?.attach(running);
         const { PipelineReloader } = await import('../pipeline-reloader.js');
-        reloader = new PipelineReloader({ dir: config.pipelinesDir, ...(only?.length ? { only } : {}), walflow: running, metrics, log, initial: files });
+        const { SqlPipelineWatcher } = await import('../sql-pipelines/watcher.js');
+        const { httpHostPolicyFromConfig } = await import('../../steps/http/config-policy.js');
+        sqlWatcher = new SqlPipelineWatcher({ url, log, onChange: () => void reloader?.reload(), build: { hostPolicy: httpHostPolicyFromConfig(config) } });
+        reloader = new PipelineReloader({ dir: config.pipelinesDir, ...(only?.length ? { only } : {}), walflow: running, metrics, log, initial: files, sql: sqlWatcher });
         reloader.start();
+        sqlWatcher.start(running.engine.pool);
         // The console reads the database only while a page is open; it starts once migrations ran.
         if (config.uiPort > 0) {
           const { startConsole } = await import('../../console/start.js');
           ui = await startConsole(url, config, config.uiPort, log, () => running.pipelines).catch(async (err: unknown) => {
+            await sqlWatcher?.stop();
             await reloader?.stop();
             await running.stop();
             throw err;
@@ -123,7 +169,7 @@ export function registerPipelineCommands(program: Command): void {
             stopping = true;
             server?.stopping();
             log.info({ signal }, 'stopping: finishing running steps');
-            (reloader?.stop() ?? Promise.resolve()).then(() => running.stop()).then(resolve, (err: unknown) => {
+            (sqlWatcher?.stop() ?? Promise.resolve()).then(() => reloader?.stop()).then(() => running.stop()).then(resolve, (err: unknown) => {
               log.error({ err }, 'stopping failed');
               process.exitCode = 1;
               resolve();
@@ -143,14 +189,19 @@ export function registerPipelineCommands(program: Command): void {
 
   program
     .command('pipelines')
-    .description('the pipelines found in the pipelines directory: source, events, steps, version')
+    .description('the pipelines: from the pipelines directory and (with a database) defined in SQL; origin, source, events, steps, version')
     .option('--pipelines <dir>', 'directory of pipeline definitions')
     .option('--json', 'machine-readable output')
     .action(async (opts: CommonOpts) => {
       const config = configFrom(opts);
-      const pipelines = await loadPipelines(config.pipelinesDir);
+      const files = await loadPipelines(config.pipelinesDir);
+      // With a database: the pipelines defined from SQL too (without one: the files alone).
+      const sql = await sqlPipelines(config).catch(() => ({ pipelines: [] as Pipeline[] }));
+      const sqlNames = new Set(sql.pipelines.map((p) => p.name));
+      const pipelines = [...sql.pipelines, ...files.filter((p) => !sqlNames.has(p.name))];
       const rows = pipelines.map((p) => ({
         name: p.name,
+        origin: sqlNames.has(p.name) ? 'sql' : 'file',
         version: p.version,
         source: p.source?.table ?? null,
         events: p.source ? (p.source.events ?? ['insert', 'update', 'delete', 'truncate']) : null,
@@ -158,7 +209,7 @@ export function registerPipelineCommands(program: Command): void {
         embedding: isEmbeddingPipeline(p),
       }));
       emit(opts.json, { pipelines: rows }, () =>
-        formatTable(rows.map((r) => ({ ...r, source: r.source ?? '(started from SQL or code)', events: r.events?.join(',') ?? '', steps: r.steps.join(' → ') })), ['name', 'version', 'source', 'events', 'steps']));
+        formatTable(rows.map((r) => ({ ...r, source: r.source ?? '(started from SQL or code)', events: r.events?.join(',') ?? '', steps: r.steps.join(' → ') })), ['name', 'origin', 'version', 'source', 'events', 'steps']));
     });
 
   program

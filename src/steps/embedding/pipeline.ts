@@ -55,6 +55,13 @@ export interface EmbeddingPipelineOptions {
    * vector of the load into the graph one by one.
    */
   indexMinRows?: number;
+  /**
+   * Rows to embed: a function (schema-qualified, quoted) taking the row as jsonb and returning
+   * boolean, read with the row at sync (and before the upsert): a row it refuses is embedded as a
+   * deleted row (its chunks go). Pipelines defined in SQL get their row_filter as such a function,
+   * owned by their definer.
+   */
+  rowFilterFunction?: string;
 }
 
 /** A run's input: a WAL change or a backfill of one row (checked by the engine before sync runs). */
@@ -166,10 +173,14 @@ export function createEmbeddingPipeline(o: EmbeddingPipelineOptions): EmbeddingP
     const extra = templateColumns.map((c, i) => `, ${ident(c)}::text AS f${i}`).join('');
     const where = cols.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
     const { rows } = await db.query<Record<string, string | null>>(
-      `SELECT ${ident(o.textColumn)}::text AS body${extra}, pg_current_wal_lsn()::text AS version FROM ${qualifiedIdent(source)} WHERE ${where}`,
+      `SELECT ${ident(o.textColumn)}::text AS body${extra}, pg_current_wal_lsn()::text AS version${o.rowFilterFunction ? `, ${o.rowFilterFunction}(to_jsonb(t)) AS keep` : ''}
+         FROM ${qualifiedIdent(source)} t WHERE ${where}`,
       cols.map((c) => key[c]),
     );
-    return rows[0];
+    const row = rows[0];
+    // A row the filter refuses reads as deleted: its chunks are removed (and stay away).
+    if (row && o.rowFilterFunction && (row as Record<string, unknown>).keep !== true) return { version: row.version, body: null } as Record<string, string | null>;
+    return row;
   }
 
   /** What the chunks of a row are made from: its text and template fields. */

@@ -141,9 +141,43 @@ describe('authorization of the SQL API', () => {
       expect(await q(B, `SELECT count(*) FROM walflow.${t}`)).toBe(`ERR 42501: permission denied for table ${t}`);
       expect(await q(B, `DELETE FROM walflow.${t}`)).toBe(`ERR 42501: permission denied for table ${t}`);
     }
+    // Pipelines defined from SQL: the step builders are pure JSON (anyone); defining, changing,
+    // dropping and reading definitions is the operator's grant; the checks run as the caller, so
+    // they grant nothing (an application role can neither create step functions nor vouch for a table).
+    expect(await q(A, `SELECT walflow.sql_step('a', 'SELECT 1')`)).toEqual({ kind: 'sql', name: 'a', statement: 'SELECT 1' });
+    expect(await q(A, `SELECT walflow.http_step('h', 'post', 'https://x.example/')`)).toEqual({ kind: 'http', name: 'h', method: 'POST', url: 'https://x.example/', headers: {} });
+    expect(await q(A, `SELECT walflow.sleep_step('s', '10m')`)).toEqual({ name: 's', sleep: '10m' });
+    expect(await q(A, `SELECT walflow.signal_step('w', 'shipped', '24h')`)).toEqual({ name: 'w', waitFor: { signal: 'shipped', timeout: '24h' } });
+    expect(await q(A, `SELECT walflow.sql_step_function('p', 's', 2)`)).toBe('walflow_steps."p/s/v2"');
+    expect(await q(A, `SELECT walflow.compile_sql_step('SELECT :input.id')`)).toMatch(/\(\$1 #>> ARRAY\['input', 'id'\]::text\[\]\)/);
+    for (const [f, call] of [
+      ['create_pipeline', `walflow.create_pipeline('p', ARRAY[walflow.sql_step('a', 'SELECT 1')])`],
+      ['alter_pipeline', `walflow.alter_pipeline('p')`], ['drop_pipeline', `walflow.drop_pipeline('p')`],
+      ['create_embedding_pipeline', `walflow.create_embedding_pipeline('p', 't', 'c', 'o')`],
+      ['save_pipeline', `walflow.save_pipeline('p', 'create', 'steps', '{}')`], ['pipeline_definition', `walflow.pipeline_definition('p')`],
+    ]) expect(await q(A, `SELECT ${call}`)).toBe(`ERR 42501: permission denied for function ${f}`);
+    expect(await q(A, `SELECT walflow.define_sql_steps('p', 1, '[{"kind": "sql", "name": "a", "statement": "SELECT 1"}]')`))
+      .toBe(`ERR 42501: walflow: role "${A}" may not create SQL steps: the operator grants USAGE, CREATE ON SCHEMA walflow_steps (README, "From SQL")`);
+    await db.pool.query('CREATE TABLE az_private (id int PRIMARY KEY, body text)');
+    expect(await q(A, `SELECT walflow.define_row_filter('p', 1, 'az_private', 'true')`))
+      .toBe(`ERR 42501: walflow: role "${A}" may not create row filters: the operator grants USAGE, CREATE ON SCHEMA walflow_steps (README, "From SQL")`);
+    expect(await q(A, `SELECT walflow.check_source_table('p', 'walflow.runs')`)).toBe('ERR 22023: walflow: pipeline "p": walflow.runs is walflow\'s own table and cannot be a source');
+    expect(await q(A, `SELECT walflow.check_pipeline_source('p', '{"table": "az_private"}')`))
+      .toBe(`ERR 42501: walflow: pipeline "p": role "${A}" may not SELECT from public.az_private, so it may not define a pipeline on it`);
+    expect(await q(A, `SELECT walflow.check_embedding_definition('p', '{"source_table": "az_private", "text_column": "body", "target_table": "o"}')`))
+      .toBe(`ERR 42501: walflow: pipeline "p": role "${A}" may not SELECT from public.az_private, so it may not define a pipeline on it`);
+    expect(await q(A, `SELECT count(*) FROM walflow.pipeline_status`)).toBe('ERR 42501: permission denied for view pipeline_status');
+    expect(String(await q(REPL, `SELECT count(*) FROM walflow.pipeline_status`))).not.toMatch(/^ERR/);
+
     // This test covers every function of the schema: one added without a look at who may call it fails here.
     const fns = (await db.pool.query(`SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'walflow'::regnamespace ORDER BY 1`)).rows.map((r) => r.proname as string);
-    expect(fns).toEqual(['caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'child_finished', 'contested_keys', 'create_schedule', 'drop_schedule', 'list_runs', 'result', 'retry', 'retry_failed', 'signal', 'signal_key', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7']);
+    expect(fns).toEqual([
+      'alter_pipeline', 'caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'check_embedding_definition', 'check_pipeline_source',
+      'check_source_table', 'child_finished', 'compile_sql_step', 'contested_keys', 'create_embedding_pipeline', 'create_pipeline',
+      'create_schedule', 'define_row_filter', 'define_sql_steps', 'drop_pipeline', 'drop_schedule', 'http_step', 'list_runs',
+      'pipeline_definition', 'result', 'retry', 'retry_failed', 'save_pipeline', 'signal', 'signal_key', 'signal_step', 'sleep_step',
+      'sql_step', 'sql_step_function', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7',
+    ]);
   });
 
   it('a pooled session that SET ROLEs acts as that role; a pipeline\'s startRoles limits who may start it', async () => {

@@ -59,21 +59,21 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('walflow pipelines', () => {
-  it('--json lists each pipeline with its source, events, steps and version', async () => {
+  it('--json lists each pipeline with its origin (file or sql), source, events, steps and version', async () => {
     const { json } = await walflowJson<{ pipelines: Record<string, unknown>[] }>(['pipelines'], env);
     expect(json.pipelines).toEqual([
-      { name: 'ops-embed', version: embed.version, source: 'ops_docs', events: ['insert', 'update', 'delete', 'truncate'], steps: ['sync', 'embed', 'upsert'], embedding: true },
-      { name: 'ops-inserts', version: 'v1', source: 'ops_items', events: ['insert'], steps: ['noop'], embedding: false },
-      { name: 'ops-items', version: 'v1', source: 'ops_items', events: ['insert', 'update', 'delete', 'truncate'], steps: ['double', 'record'], embedding: false },
-      { name: 'ops-jobs', version: 'v1', source: null, events: null, steps: ['prepare', 'work'], embedding: false },
+      { name: 'ops-embed', origin: 'file', version: embed.version, source: 'ops_docs', events: ['insert', 'update', 'delete', 'truncate'], steps: ['sync', 'embed', 'upsert'], embedding: true },
+      { name: 'ops-inserts', origin: 'file', version: 'v1', source: 'ops_items', events: ['insert'], steps: ['noop'], embedding: false },
+      { name: 'ops-items', origin: 'file', version: 'v1', source: 'ops_items', events: ['insert', 'update', 'delete', 'truncate'], steps: ['double', 'record'], embedding: false },
+      { name: 'ops-jobs', origin: 'file', version: 'v1', source: null, events: null, steps: ['prepare', 'work'], embedding: false },
     ]);
   });
 
   it('prints a table, and names a missing directory with exit 2', async () => {
     const human = await walflow(['pipelines', '--pipelines', FIXTURE_PIPELINES], {});
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/^NAME\s+VERSION\s+SOURCE\s+EVENTS\s+STEPS/);
-    expect(human.stdout).toMatch(/ops-jobs\s+v1\s+\(started from SQL or code\)\s+prepare → work/);
+    expect(human.stdout).toMatch(/^NAME\s+ORIGIN\s+VERSION\s+SOURCE\s+EVENTS\s+STEPS/);
+    expect(human.stdout).toMatch(/ops-jobs\s+file\s+v1\s+\(started from SQL or code\)\s+prepare → work/);
     const missing = failure(await walflow(['pipelines', '--pipelines', '/nonexistent/pipelines'], {}));
     expect(missing).toMatchObject({ code: 2, lines: 1, stack: false, stdout: '' });
     expect(missing.line).toMatch(/^walflow: pipelines directory \/nonexistent\/pipelines does not exist/);
