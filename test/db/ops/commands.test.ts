@@ -123,7 +123,7 @@ describe('walflow status', () => {
     expect(Object.keys(json)).toEqual(['pipelines', 'replication', 'workers', 'pipeline_errors', 'schedules']);
     expect(json.pipelines.map((p) => p.pipeline)).toEqual(['ops-embed', 'ops-inserts', 'ops-items', 'ops-jobs']);
     const row = json.pipelines.find((p) => p.pipeline === 'ops-jobs')!;
-    expect(row).toMatchObject({ version: 'v1', queued: 1, running: 0, waiting: 0, failed: 1, completed_1h: 3 });
+    expect(row).toMatchObject({ version: 'v1', queued: 1, running: 0, waiting: 0, failed: 1, completed_1h: 3, sleeping: 0, awaiting_signal: 0, awaiting_children: 0, repeating: 0, next_wake: null });
     expect(typeof row.completed_per_s_1m).toBe('number');
     expect(row.oldest_queued_s).toBeGreaterThanOrEqual(0);
     expect(json.pipelines.find((p) => p.pipeline === 'ops-items')).toMatchObject({ queued: 0, oldest_queued_s: null });
