@@ -3,8 +3,10 @@
 // table, then (as its LAST line) one JSON object with the totals; exits 1 if anything was lost or
 // duplicated, or an invariant failed.
 //
-//   --only sigkill,pg-restart,provider,poison,failover,backlog,schedule-per-second-under-kills   (default: all, in that order)
+//   --only sigkill,pg-restart,provider,poison,failover,backlog,schedule-per-second-under-kills,
+//          sleepers-across-kills-and-pg-restart,signals-under-kills,children-under-kills   (default: all, in that order)
 //   --schedule-seconds 60                scenario 7 (per-second schedule under kills; at least 60 for the issue's proof)
+//   --sleepers 2000 --signal-runs 300 --parents 40   the durable waits' scenarios (sleepers, signals x5, parents x100 children)
 //   --kill-rows 5000 --kills 20          scenario 1
 //   --restart-rows 5000 --restarts 4     scenario 2
 //   --docs 1000 --fault-rate 0.25 --seed 7   scenario 3
@@ -18,13 +20,14 @@ import { FULL, SCENARIOS, type ScenarioOptions, type ScenarioResult } from './sc
 const QUICK: Omit<ScenarioOptions, 'log'> = {
   killRows: 600, kills: 6, restartRows: 600, restarts: 1, docs: 150, faultRate: 0.3, seed: 3,
   poisonRows: 400, poisonEvery: 40, failoverRows: 500, failoverKills: 1, backlog: 5_000, maxRssMb: 512,
+  sleepers: 300, signalRuns: 60, parents: 6,
 };
 
 const FLAGS: Record<string, Exclude<keyof ScenarioOptions, 'log'>> = {
   '--kill-rows': 'killRows', '--kills': 'kills', '--restart-rows': 'restartRows', '--restarts': 'restarts',
   '--docs': 'docs', '--fault-rate': 'faultRate', '--seed': 'seed', '--poison-rows': 'poisonRows', '--poison-every': 'poisonEvery',
   '--failover-rows': 'failoverRows', '--failover-kills': 'failoverKills', '--backlog': 'backlog', '--max-rss-mb': 'maxRssMb', '--min-rate-ratio': 'minRateRatio', '--time-scale': 'timeScale',
-  '--schedule-seconds': 'scheduleSeconds',
+  '--schedule-seconds': 'scheduleSeconds', '--sleepers': 'sleepers', '--signal-runs': 'signalRuns', '--parents': 'parents',
 };
 
 function parse(argv: string[]): { opts: ScenarioOptions; only: string[] } {

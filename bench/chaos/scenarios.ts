@@ -15,6 +15,7 @@ import {
   checkCounted, killAll, itemsLoad, leaderPid, memoryOf, num, q, ROOT, secretLeaks, settle, sleep, slotCaughtUp,
   spawnWalflow, startCluster, waitReady, walflowEnv, type ChaosCluster, type Invariants, type Runner,
 } from './lib.js';
+import { childrenScenario, signalsScenario, sleepersScenario } from './wait-scenarios.js';
 
 const run = promisify(execFile);
 
@@ -62,6 +63,10 @@ export interface ScenarioOptions {
   minRateRatio?: number;
   /** 7: seconds of a per-second schedule under kills (half with two processes, half with three; default 60). */
   scheduleSeconds?: number;
+  /** Durable waits (wait-scenarios.ts): sleepers, runs waiting for signals, parents of 100 children each. */
+  sleepers?: number;
+  signalRuns?: number;
+  parents?: number;
   /** Multiplies how long loads are spread out (1 by default; the in-test variant goes faster). */
   timeScale?: number;
   /** Print progress to stderr. */
@@ -612,5 +617,8 @@ export const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioR
   failover: failoverScenario,
   backlog: backlogScenario,
   'schedule-per-second-under-kills': scheduleScenario,
+  'sleepers-across-kills-and-pg-restart': sleepersScenario,
+  'signals-under-kills': signalsScenario,
+  'children-under-kills': childrenScenario,
 };
 
