@@ -12,9 +12,10 @@ import { newProcessId } from '../util/process-id.js';
 import { repeatWithoutOverlap, type Repeating } from '../util/repeat.js';
 import { StepBatchers } from './batcher.js';
 import { GroupWriter } from './group-writer.js';
+import { writeSleepParks, type SleepPark } from './sql/waits.js';
 import { NotifyListener } from './notify-listener.js';
 import type { RunEnd } from './run-executor.js';
-import { writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
+import { writeCheckpoints, writeWakeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
 import { writeFailures, type FailureItem } from './sql/fail.js';
 import { reapExpiredLeases } from './sql/lease.js';
 import { removeFileSchedules, syncFileSchedules } from './sql/schedules.js';
@@ -176,11 +177,21 @@ export class Engine {
     const failures = new GroupWriter<FailureItem>({
       write: (items) => writeFailures(this.pool, items, this.owner), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
     });
+    // Sleeps park and wake in bulk (100,000 runs waking at one instant): group-committed too.
+    const sleepParks = new GroupWriter<SleepPark>({
+      write: async (items) => {
+        const parked = await writeSleepParks(this.pool, items, this.owner);
+        return { has: (id: string) => parked.has(id) };
+      }, idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
+    });
+    const wakes = new GroupWriter<CheckpointItem>({
+      write: (items) => writeWakeCheckpoints(this.pool, items), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
+    });
     const { onRunEnd, onStepDone } = this.o;
     const shared = {
       pool: this.pool, pipelines: this.pipelines, owner: this.owner, leaseMs: this.leaseMs, log: this.log,
       pollIntervalMs: this.o.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
-      checkpoints, failures, batchers: this.batchers, slots: this.slots,
+      checkpoints, failures, sleepParks, wakes, batchers: this.batchers, slots: this.slots,
       ...(onRunEnd ? { onRunEnd } : {}), ...(onStepDone ? { onStepDone } : {}),
     };
     const maxInFlight = this.o.maxInFlight ?? this.o.capacity ?? DEFAULTS.maxInFlight;

@@ -14,7 +14,7 @@ import type { ClaimedRun } from './sql/claim.js';
 import type { FailureItem } from './sql/fail.js';
 import { releaseRuns } from './sql/lease.js';
 import { checkpointInTx, DEFAULT_MAX_REPEATS, parkForRepeat, resumeAt, skipStep } from './run-progress.js';
-import { executeWait } from './wait-steps.js';
+import { executeWait, type SleepGroups } from './wait-steps.js';
 import { isWaitStep } from '../pipeline/step-kinds.js';
 import { isFinish, stepControl } from '../pipeline/step-control.js';
 import { endRunSpan, endStepSpan, startRunSpan, startStepSpan, withContext } from './tracing.js';
@@ -27,6 +27,8 @@ export interface ExecutorDeps {
   log: Logger;
   checkpoints: GroupWriter<CheckpointItem>;
   failures: GroupWriter<FailureItem>;
+  /** Group-committed parks and wakes of sleeps; without them, each goes through its own run transaction. */
+  sleeps?: SleepGroups;
   batcherFor: (pipeline: string, step: StepDefinition) => StepBatcher | undefined;
   /** Waits for a slot of a step with a concurrency limit (steps without one never call it). */
   acquireSlot: (pipeline: string, step: StepDefinition, control: RunControl) => Promise<() => void>;
@@ -121,7 +123,7 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
 
     if (isWaitStep(step)) {
       const w = await executeWait({
-        pool: deps.pool, owner: deps.owner, run, step, ord, final, input, attempt, parked,
+        pool: deps.pool, owner: deps.owner, run, step, ord, final, input, attempt, parked, sleeps: deps.sleeps,
         call: async (fn) => {
           const o = await invokeStep({ ...args, batcher: undefined, step: { name: step.name, timeoutMs: step.timeoutMs, run: fn } });
           if (o.tx) await finishTx(o.tx, false, !o.ok).catch(() => undefined);

@@ -9,8 +9,14 @@ import { isDurationText, parseDuration } from '../util/duration.js';
 import { inRunTransaction } from './run-transaction.js';
 import { writeCheckpoints, type CheckpointItem } from './sql/checkpoint.js';
 import type { ClaimedRun, ParkedWait } from './sql/claim.js';
-import { clearWait, consumeSignal, isDue, parkRun, readWait, type ParkSpec } from './sql/waits.js';
+import { clearWait, consumeSignal, isDue, parkRun, readWait, type ParkSpec, type SleepPark } from './sql/waits.js';
+import type { GroupWriter } from './group-writer.js';
 import { continueChildren, startChildren } from './child-runs.js';
+
+export interface SleepGroups {
+  parks: GroupWriter<SleepPark>;
+  wakes: GroupWriter<CheckpointItem>;
+}
 
 export type WaitOutcome =
   | { kind: 'done'; output: Json }
@@ -30,6 +36,8 @@ export interface WaitArgs {
   attempt: number;
   /** The wait this run was parked in at this step, from the claim (undefined: reached just now). */
   parked: ParkedWait | undefined;
+  /** Group-committed parks and wakes of sleeps (absent: each in its own run transaction). */
+  sleeps?: SleepGroups | undefined;
   /** Calls user code of the step (a sleep's or children's function) with a full StepContext. */
   call: <T>(fn: (ctx: StepContext, input: unknown) => T | Promise<T>) => Promise<{ ok: true; value: T } | { ok: false; error: unknown }>;
 }
@@ -80,6 +88,19 @@ async function sleepStep(a: WaitArgs, sleep: SleepStep['sleep']): Promise<WaitOu
       until = toUntil(wake.value);
     } catch (error) {
       return { kind: 'failed', error, retryable: false };
+    }
+  }
+  if (a.sleeps) {
+    // Nothing but time ends a sleep: no row lock is needed, and parks and wakes group-commit.
+    const item = { run_id: a.run.id, step_index: a.ord, step: a.step.name, output: (a.input ?? null) as Json, attempts: a.attempt, duration_ms: 0, final: a.final };
+    if (a.parked?.kind === 'sleep' && a.parked.until !== null && Date.parse(a.parked.until) <= a.run.claimed_at.getTime()) {
+      return (await a.sleeps.wakes.submit(item)) ? { kind: 'done', output: item.output } : { kind: 'lost' };
+    }
+    if (!a.parked && until) {
+      const at = 'at' in until ? until.at : null;
+      const inMs = 'inMs' in until ? until.inMs : null;
+      const parked = await a.sleeps.parks.submit({ run_id: a.run.id, pipeline: a.run.pipeline, step_index: a.ord, step: a.step.name, at, in_ms: inMs });
+      return parked ? { kind: 'parked', until: at ? new Date(at) : new Date(Date.now() + inMs!) } : { kind: 'lost' };
     }
   }
   const r = await inRunTransaction(a.pool, a.run.id, a.owner, async (tx) => {

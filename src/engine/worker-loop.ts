@@ -10,7 +10,7 @@ import { RunControl } from './run-control.js';
 import { executeRun, type ExecutorDeps, type RunEnd } from './run-executor.js';
 import type { CheckpointItem } from './sql/checkpoint.js';
 import { claimRuns } from './sql/claim.js';
-import { nextWake } from './sql/waits.js';
+import { nextWake, type SleepPark } from './sql/waits.js';
 import type { FailureItem } from './sql/fail.js';
 import { releaseRuns, renewLeases } from './sql/lease.js';
 import type { StepSlots } from './step-slots.js';
@@ -28,6 +28,9 @@ export interface WorkerLoopShared {
   log: Logger;
   checkpoints: GroupWriter<CheckpointItem>;
   failures: GroupWriter<FailureItem>;
+  /** Sleeps parked and ended in bulk (see sql/waits.ts writeSleepParks, sql/checkpoint.ts writeWakeCheckpoints). */
+  sleepParks?: GroupWriter<SleepPark>;
+  wakes?: GroupWriter<CheckpointItem>;
   batchers: StepBatchers;
   slots: StepSlots;
   onRunEnd?: (pipeline: string, end: RunEnd) => void;
@@ -55,6 +58,7 @@ export class WorkerLoop {
   constructor(private readonly o: WorkerLoopOptions) {
     this.deps = {
       pool: o.pool, owner: o.owner, leaseMs: o.leaseMs, log: o.log, checkpoints: o.checkpoints, failures: o.failures,
+      ...(o.sleepParks && o.wakes ? { sleeps: { parks: o.sleepParks, wakes: o.wakes } } : {}),
       batcherFor: (pipeline, step) => o.batchers.for(pipeline, step),
       acquireSlot: (pipeline, step, control) => o.slots.acquire(pipeline, step, control),
       onRetryScheduled: (at) => this.wakeAt(at),

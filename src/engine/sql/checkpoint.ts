@@ -25,7 +25,7 @@ export interface CheckpointItem {
  * INSERT, which costs about half of ON CONFLICT DO NOTHING; a conflict makes it fail as a whole,
  * and the batch is then written again in the safe form, which skips the conflicting rows.
  */
-function checkpointSql(onConflict: string, result: string): string {
+function checkpointSql(onConflict: string, result: string, extra = ''): string {
   return `
 WITH d AS (
   SELECT * FROM ROWS FROM (unnest($1::uuid[], $2::int[], $3::text[]), jsonb_array_elements($4::jsonb), unnest($5::int[], $6::int[], $7::boolean[]))
@@ -43,7 +43,7 @@ WITH d AS (
          lease_owner = NULL, lease_expires_at = NULL, error = NULL
     FROM d JOIN ins ON ins.run_id = d.run_id
    WHERE d.final AND r.id = d.run_id AND r.status = 'running'
-)
+)${extra}
 ${result}`;
 }
 // Without a conflict every row is written but those of cancelled runs: return just those (almost
@@ -51,6 +51,25 @@ ${result}`;
 /** Exported for bench:engine's SQL ceiling (the engine's statements looped inside the server). */
 export const CHECKPOINT_FAST_SQL = checkpointSql('', 'SELECT d.run_id FROM d JOIN walflow.cancelled_running c ON c.run_id = d.run_id');
 const CHECKPOINT_SAFE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHING', 'SELECT run_id FROM ins');
+
+// A sleep that is over: its checkpoint also clears the run's wait (group-committed like any other;
+// a sleep needs no row lock, since nothing but time wakes it).
+const CHECKPOINT_WAKE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHING', 'SELECT run_id FROM ins',
+  `, cleared AS (
+  DELETE FROM walflow.waits w USING ins WHERE w.run_id = ins.run_id AND w.step_index = ins.step_index
+)`);
+
+/** Checkpoints of sleeps that are over (each clears its run's wait); returns the ids that took effect. */
+export async function writeWakeCheckpoints(db: Queryable, items: CheckpointItem[]): Promise<Applied> {
+  const { json, valid, invalid } = outputsJson(items);
+  if (valid.length === 0) return { has: () => false, errorOf: (id) => invalid.get(id) };
+  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT_WAKE, [
+    plainArray(valid.map((i) => i.run_id)), plainArray(valid.map((i) => i.step_index)), textArray(valid.map((i) => i.step)), json,
+    plainArray(valid.map((i) => i.attempts)), plainArray(valid.map((i) => i.duration_ms)), boolArray(valid.map((i) => i.final)),
+  ]);
+  const done = new Set(rows.map((r) => r.run_id));
+  return { has: (id) => done.has(id), errorOf: (id) => invalid.get(id) };
+}
 
 /** Which checkpoints of a batch took effect, and which could not be written because of their item. */
 export interface Applied {

@@ -18,6 +18,8 @@ export interface ClaimedRun {
   prev_step: string | null;
   /** The wait the run was parked in (a resumed run only). */
   wait: ParkedWait | null;
+  /** The database's time of the claim (a sleep is over when its wake time is not after it). */
+  claimed_at: Date;
 }
 
 /** A row of walflow.waits, as the claim returns it. */
@@ -75,7 +77,7 @@ UPDATE walflow.runs r
        started_at = coalesce(r.started_at, now()), updated_at = now()
   FROM resume m
  WHERE r.id = m.id
-RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, r.retry_base, m.output AS prev_output, m.step AS prev_step, m.wait`;
+RETURNING r.id, r.pipeline, r.key, r.input, r.step_index, r.attempt, r.retry_base, m.output AS prev_output, m.step AS prev_step, m.wait, now() AS claimed_at`;
 
 /** Claims up to `limit` runnable runs of one pipeline (per-pipeline claims keep one pipeline's backlog from starving another). */
 export async function claimRuns(db: Queryable, pipeline: string, limit: number, owner: string, leaseMs: number): Promise<ClaimedRun[]> {

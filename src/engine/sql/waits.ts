@@ -97,3 +97,42 @@ export async function nextWake(db: Queryable, pipelines: string[]): Promise<Date
   );
   return rows[0]?.at ?? null;
 }
+
+/** A run reaching a sleep: parked with the others that reach one at the same time. */
+export interface SleepPark {
+  run_id: string;
+  pipeline: string;
+  step_index: number;
+  step: string;
+  /** An instant, or a delay from the database's now. */
+  at: string | null;
+  in_ms: number | null;
+}
+
+/**
+ * Parks runs reaching a sleep, many in one statement (the group-committed form of parkRun for the
+ * one wait no signal or child can end early, so it needs no row lock): fenced on the lease, so a run
+ * cancelled or taken over meanwhile is not parked. Returns the parked ids with their wake times.
+ */
+export async function writeSleepParks(db: Queryable, items: SleepPark[], owner: string): Promise<Map<string, Date>> {
+  const { rows } = await db.query<{ run_id: string; run_at: Date }>(
+    `WITH d AS (
+       SELECT * FROM json_to_recordset($1::json) AS x(run_id uuid, pipeline text, step_index int, step text, at timestamptz, in_ms bigint)
+     ), owned AS (
+       UPDATE walflow.runs r
+          SET status = 'waiting', run_at = coalesce(d.at, now() + d.in_ms * interval '1 millisecond'), step_index = d.step_index,
+              retry_base = r.attempt, error = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         FROM d
+        WHERE r.id = d.run_id AND r.lease_owner = $2 AND r.status = 'running'
+       RETURNING r.id, r.run_at
+     ), parked AS (
+       INSERT INTO walflow.waits AS w (run_id, pipeline, step_index, step, kind, until)
+       SELECT d.run_id, d.pipeline, d.step_index, d.step, 'sleep', o.run_at FROM d JOIN owned o ON o.id = d.run_id
+       ON CONFLICT (run_id) DO UPDATE SET step_index = EXCLUDED.step_index, step = EXCLUDED.step, kind = 'sleep', until = EXCLUDED.until,
+         signal = NULL, children = NULL, children_left = NULL, mode = NULL, repeats = 0, since = now()
+     )
+     SELECT id AS run_id, run_at FROM owned`,
+    [JSON.stringify(items), owner],
+  );
+  return new Map(rows.map((r) => [r.run_id, r.run_at]));
+}
