@@ -28,12 +28,16 @@ export function registerRunCommands(program: Command): void {
       await withClient(async (c) => {
         const pipelines = (await c.query(
           `SELECT pipeline, version, queued, running, waiting, failed, completed_1h, completed_per_s_1m,
-                  extract(epoch FROM oldest_queued_age)::float8 AS oldest_queued_s
+                  extract(epoch FROM oldest_queued_age)::float8 AS oldest_queued_s,
+                  sleeping, awaiting_signal, awaiting_children, repeating, next_wake
              FROM walflow.status ORDER BY pipeline`,
         )).rows.map((r) => ({
           pipeline: r.pipeline as string, version: r.version as string,
           queued: num(r.queued), running: num(r.running), waiting: num(r.waiting), failed: num(r.failed),
           completed_1h: num(r.completed_1h), completed_per_s_1m: num(r.completed_per_s_1m), oldest_queued_s: num(r.oldest_queued_s),
+          // Parked runs (durable waits), told apart from `waiting` (a retry of a failed attempt).
+          sleeping: num(r.sleeping), awaiting_signal: num(r.awaiting_signal), awaiting_children: num(r.awaiting_children),
+          repeating: num(r.repeating), next_wake: r.next_wake as Date | null,
         }));
         const replication = (await c.query(
           `SELECT slot_name, publication, active, lag_bytes, lag_seconds, leader_id, leader_health, leader_heartbeat_at, wal_status
@@ -58,7 +62,7 @@ export function registerRunCommands(program: Command): void {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
             formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
-              ['pipeline', 'version', 'queued', 'running', 'waiting', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued']),
+              ['pipeline', 'version', 'queued', 'running', 'waiting', 'sleeping', 'awaiting_signal', 'awaiting_children', 'repeating', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued']),
             '',
             'replication',
             formatTable(replication.map((r) => ({ ...r, lag: formatBytes(r.lag_bytes), lag_age: formatSeconds(r.lag_seconds), heartbeat: ago(r.leader_heartbeat_at) })),
