@@ -1,4 +1,4 @@
-// The comment-moderation example (pipelines/examples/) under a real `walflow run`, driven as the
+// The example pipelines (pipelines/examples/) under a real `walflow run`. Comment moderation, driven as the
 // README tells a user to: comments inserted with SQL, a flagged one decided by key with the
 // `walflow signal --pipeline` CLI, a clean one published with no wait at all.
 import { fileURLToPath } from 'node:url';
@@ -58,5 +58,17 @@ describe('example: comment moderation', () => {
     const status = await walflowJson<{ pipelines: Record<string, unknown>[] }>(['status'], env);
     expect(status.json.pipelines).toEqual([expect.objectContaining({ pipeline: 'comment-moderation', awaiting_signal: 1 })]);
     expect(await comment(other)).toBe('pending');
+  });
+
+  it('monthly invoices: one child run per customer, joined in customer order into the month total', async () => {
+    const env = { DATABASE_URL: db.url, WALFLOW_PIPELINES_DIR: EXAMPLES, WALFLOW_POLL_INTERVAL_MS: '100' };
+    procs.push(await startWalflowRun(['--only', 'monthly-invoices,invoice-customer'], env));
+    const [{ id }] = await q(`SELECT walflow.start('monthly-invoices', $1) AS id`, [JSON.stringify({ month: '2026-11', orders: [
+      { customer: 'globex', amount: 80 }, { customer: 'acme', amount: 120.5 }, { customer: 'acme', amount: 19.5 }] })]) as [{ id: string }];
+    await waitFor('the month invoiced', async () => (await q('SELECT status FROM walflow.runs WHERE id = $1', [id]))[0]?.status === 'completed', 30_000);
+    expect((await q('SELECT walflow.result($1) AS r', [id]))[0].r).toEqual({ month: '2026-11', customers: 2, total: 220 });
+    expect(await q('SELECT customer, total::float8 AS total FROM invoices ORDER BY customer')).toEqual([{ customer: 'acme', total: 140 }, { customer: 'globex', total: 80 }]);
+    expect(await q(`SELECT key, status FROM walflow.runs WHERE parent_run_id = $1 ORDER BY key`, [id]))
+      .toEqual([{ key: '2026-11:acme', status: 'completed' }, { key: '2026-11:globex', status: 'completed' }]);
   });
 });
