@@ -61,8 +61,8 @@ export function registerRunCommands(program: Command): void {
         emit(opts.json, { pipelines, replication, workers, pipeline_errors, schedules }, () => {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
-            formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
-              ['pipeline', 'version', 'queued', 'running', 'waiting', 'sleeping', 'awaiting_signal', 'awaiting_children', 'repeating', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued']),
+            formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s), parked: parkedText(p) })),
+              ['pipeline', 'version', 'queued', 'running', 'waiting', 'parked', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued']),
             '',
             'replication',
             formatTable(replication.map((r) => ({ ...r, lag: formatBytes(r.lag_bytes), lag_age: formatSeconds(r.lag_seconds), heartbeat: ago(r.leader_heartbeat_at) })),
@@ -199,6 +199,13 @@ export function registerRunCommands(program: Command): void {
         if (!ok) process.exitCode = 3;
       });
     });
+}
+
+/** One column for the parked runs, by what they wait for ("2 signal, 1 sleep"; the --json output has each count). */
+function parkedText(p: { sleeping: number | null; awaiting_signal: number | null; awaiting_children: number | null; repeating: number | null }): string {
+  const parts = ([['sleep', p.sleeping], ['signal', p.awaiting_signal], ['children', p.awaiting_children], ['again', p.repeating]] as const)
+    .filter(([, n]) => (n ?? 0) > 0).map(([what, n]) => `${n} ${what}`);
+  return parts.length > 0 ? parts.join(', ') : '0';
 }
 
 function describeWait(w: { kind: string; until: Date | null; signal: string | null; children: number | null; children_left: number | null; join: string | null; repeats: number }): string {

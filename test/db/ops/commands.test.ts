@@ -136,8 +136,8 @@ describe('walflow status', () => {
     const r = await walflow(['status'], env);
     expect(r.code).toBe(0);
     const [pipelines, replication, workers] = r.stdout.trim().split('\n\n');
-    expect(pipelines).toMatch(/^PIPELINE\s+VERSION\s+QUEUED\s+RUNNING\s+WAITING\s+FAILED\s+COMPLETED_1H\s+COMPLETED_PER_S_1M\s+OLDEST_QUEUED\n/);
-    expect(pipelines).toMatch(/\nops-jobs\s+v1\s+1\s+0\s+0\s+1\s+3\s/);
+    expect(pipelines).toMatch(/^PIPELINE\s+VERSION\s+QUEUED\s+RUNNING\s+WAITING\s+PARKED\s+FAILED\s+COMPLETED_1H\s+COMPLETED_PER_S_1M\s+OLDEST_QUEUED\n/);
+    expect(pipelines).toMatch(/\nops-jobs\s+v1\s+1\s+0\s+0\s+0\s+1\s+3\s/); // queued, running, waiting, parked, failed, completed
     expect(replication).toBe('replication\n(none)');
     expect(workers).toBe('workers\n(none)');
   });
@@ -200,7 +200,7 @@ describe('walflow inspect', () => {
   it('prints the timeline and the stack', async () => {
     const r = await walflow(['inspect', ids.failed], env);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^run ${ids.failed}  pipeline=ops-jobs  key=job-4  status=failed  created=`));
+    expect(r.stdout).toMatch(new RegExp(`^run ${ids.failed}  pipeline=ops-jobs  version=v1  key=job-4  status=failed  created=`));
     expect(r.stdout).toMatch(/STEP_INDEX\s+STEP\s+OUTCOME\s+ATTEMPT\s+DURATION_MS\s+OUTPUT_BYTES\s+ERROR/);
     expect(r.stdout).toMatch(/-- work attempt 1:\nNonRetryableError: job 4 failed on purpose\n\s+at /);
   });
