@@ -207,6 +207,10 @@ describe('walflow console', () => {
     }
     // A good payload: sent, consumed by the wait, and the child and then its parent complete.
     await p.fill('#signal-form textarea[name=payload]', '{"approved": true, "by": "ann"}');
+    // The page's live refresh (every 2 s while the run is unfinished) keeps what is being typed.
+    await p.evaluate(() => new Promise((settled) => (globalThis as unknown as { document: { body: { addEventListener(e: string, f: (v: unknown) => void, o: object): void } } })
+      .document.body.addEventListener('htmx:afterSettle', settled, { once: true })));
+    expect(await p.inputValue('#signal-form textarea[name=payload]')).toBe('{"approved": true, "by": "ann"}');
     await Promise.all([p.waitForURL(/\?signal=\d+$/), p.click('#signal-form button')]);
     await until(child, 'completed');
     await until(parent, 'completed');
