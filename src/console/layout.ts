@@ -62,7 +62,8 @@ export function actionButton(ctx: PageContext, action: string, label: string, fi
 }
 
 export function statusBadge(status: string): Html {
-  return html`<span class="status s-${status}">${status}</span>`;
+  // Timeline outcomes have spaces ('awaiting signal'): one class per status.
+  return html`<span class="status s-${status.replace(/\s+/g, '-')}">${status}</span>`;
 }
 
 export function ago(d: Date | null | undefined, now = Date.now()): string {

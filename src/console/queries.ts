@@ -12,6 +12,8 @@ export const PREVIEW_CHARS = 64 * 1024;
 export interface PipelineRow {
   pipeline: string; version: string | null; queued: number; running: number; waiting: number; failed: number;
   completed_1h: number; completed_per_s_1m: number; oldest_queued_s: number | null;
+  /** Parked runs (durable waits); `waiting` counts only runs waiting for a retry. */
+  sleeping: number; awaiting_signal: number; awaiting_children: number; repeating: number;
 }
 export interface SlotRow {
   slot: string; publication: string; active: boolean; lag_bytes: number | null; lag_seconds: number | null;
@@ -29,7 +31,7 @@ export interface Overview {
 export async function readOverview(db: pg.Pool): Promise<Overview> {
   const [p, c, r, w] = await Promise.all([
     db.query(`SELECT pipeline, version, queued, running, waiting, failed, completed_1h, completed_per_s_1m,
-                     extract(epoch FROM oldest_queued_age)::float8 AS oldest_queued_s
+                     extract(epoch FROM oldest_queued_age)::float8 AS oldest_queued_s, sleeping, awaiting_signal, awaiting_children, repeating
                 FROM walflow.status ORDER BY pipeline`),
     // The same partial index (runs_finished) as walflow.status's completed_1h.
     db.query(`SELECT pipeline, extract(epoch FROM date_trunc('minute', finished_at))::bigint AS minute, count(*) AS count
@@ -43,6 +45,7 @@ export async function readOverview(db: pg.Pool): Promise<Overview> {
     pipelines: p.rows.map((x) => ({
       pipeline: x.pipeline, version: x.version, queued: num(x.queued)!, running: num(x.running)!, waiting: num(x.waiting)!,
       failed: num(x.failed)!, completed_1h: num(x.completed_1h)!, completed_per_s_1m: num(x.completed_per_s_1m) ?? 0, oldest_queued_s: num(x.oldest_queued_s),
+      sleeping: num(x.sleeping)!, awaiting_signal: num(x.awaiting_signal)!, awaiting_children: num(x.awaiting_children)!, repeating: num(x.repeating)!,
     })),
     completions: c.rows.map((x) => ({ minute: num(x.minute)!, pipeline: x.pipeline, count: num(x.count)! })),
     replication: r.rows.map((x) => ({
@@ -117,7 +120,7 @@ export interface RunDetail {
   source_lsn: string | null; source_index: number | null; dedupe_id: string | null;
 }
 export interface TimelineRow {
-  step_index: number; step: string; outcome: 'completed' | 'failed'; attempt: number; duration_ms: number | null;
+  step_index: number; step: string; outcome: 'completed' | 'failed' | 'skipped' | 'sleeping' | 'awaiting signal' | 'awaiting children' | 'repeating'; attempt: number; duration_ms: number | null;
   started_at: Date | null; finished_at: Date | null; retry_at: Date | null; error: { message?: string; stack?: string } | null;
   output_bytes: number | null; output_preview: string | null;
 }

@@ -16,13 +16,15 @@ import type { Html } from './html.js';
 import type { PageContext } from './layout.js';
 import { failuresPage, loginPage, messagePage } from './pages/failures.js';
 import { overviewBody, overviewPage } from './pages/overview.js';
-import { runBody, runPage } from './pages/run.js';
+import { runBody, runPage, type RunView } from './pages/run.js';
+import './pages/run-waits.js'; // registers the waits panel (what a run waits for, its family, send a signal)
 import { runsPage } from './pages/runs.js';
 import { searchPage, type ConsoleSearch } from './pages/search.js';
 import {
   cancelGroup, cancelRun, listRuns, pipelineNames, readFailureGroups, readInput, readOverview, readRun, retryGroup, retryRun,
   STATUSES, UUID, type RunFilter,
 } from './queries.js';
+import { readParkedCounts, readRunFamily, sendRunSignal } from './wait-queries.js';
 
 const CSP = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
@@ -150,19 +152,37 @@ export function createConsoleApp(o: ConsoleOptions): Hono<Env> {
 
   app.get('/runs', async (c) => {
     const f = runFilter(c.req.query());
-    const [names, page] = await Promise.all([pipelineNames(db), listRuns(db, f)]);
-    return send(c, runsPage(pageOf(c), f, names, page));
+    const [names, page, parked] = await Promise.all([pipelineNames(db), listRuns(db, f), readParkedCounts(db, f.pipeline)]);
+    return send(c, runsPage(pageOf(c), f, names, page, parked));
   });
 
-  const runOr404 = async (c: Context<Env>) => {
+  const runOr404 = async (c: Context<Env>): Promise<RunView | undefined> => {
     const id = c.req.param('id') ?? '';
     if (!UUID.test(id)) return undefined;
-    return readRun(db, id);
+    const v = await readRun(db, id);
+    return v && { ...v, family: await readRunFamily(db, id, v.run.status) };
   };
   app.get('/runs/:id', async (c) => {
     const v = await runOr404(c);
     if (!v) return send(c, messagePage(pageOf(c), 'Not found', `No run ${c.req.param('id')}.`), 404);
+    const sent = c.req.query('signal');
+    if (sent && /^\d+$/.test(sent)) v.signalNotice = { ok: true, text: `Signal sent (id ${sent}).` };
     return send(c, runPage(pageOf(c), v));
+  });
+  // Send a signal (behind the action token and CSRF, checked above). A refusal (a finished run, bad
+  // JSON, no name) is shown on the run page with what was typed, status 400, not thrown.
+  app.post('/runs/:id/signal', async (c) => {
+    const id = c.req.param('id');
+    if (!UUID.test(id)) return send(c, messagePage(pageOf(c), 'Not found', 'That is not a run id.'), 404);
+    const form = await c.req.parseBody();
+    const name = typeof form.name === 'string' ? form.name : '';
+    const payload = typeof form.payload === 'string' ? form.payload : '';
+    const r = await sendRunSignal(db, id, name, payload);
+    if (r.ok) return c.redirect(`/runs/${id}?signal=${r.signal}`, 303);
+    const v = await runOr404(c);
+    if (!v) return send(c, messagePage(pageOf(c), 'Not found', `No run ${id}.`), 404);
+    v.signalNotice = { ok: false, text: `Signal not sent: ${r.error}`, name, payload };
+    return send(c, runPage(pageOf(c), v), 400);
   });
   app.get('/fragments/runs/:id', async (c) => {
     const v = await runOr404(c);

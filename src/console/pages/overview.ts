@@ -27,10 +27,11 @@ export function overviewBody(o: Overview, now = Date.now()): Html {
   const pipelines = o.pipelines.length === 0
     ? html`<p class="empty">No pipelines registered yet: start <code>walflow run</code>.</p>`
     : html`<table class="grid" id="pipelines">
-<thead><tr><th>pipeline</th><th>version</th><th class="n">queued</th><th class="n">running</th><th class="n">waiting</th><th class="n">failed</th><th class="n">completed (1h)</th><th class="n">per second (1m)</th><th class="n">oldest queued</th></tr></thead>
+<thead><tr><th>pipeline</th><th>version</th><th class="n">queued</th><th class="n">running</th><th class="n" title="waiting for the retry of a failed attempt">waiting (retry)</th><th class="n" title="parked until a time: a sleep step, or a step that asked to run again later">sleeping</th><th class="n">awaiting signal</th><th class="n">awaiting children</th><th class="n">failed</th><th class="n">completed (1h)</th><th class="n">per second (1m)</th><th class="n">oldest queued</th></tr></thead>
 <tbody>${o.pipelines.map((p) => html`<tr data-pipeline="${p.pipeline}">
 <td><a href="/runs?pipeline=${encodeURIComponent(p.pipeline)}">${p.pipeline}</a></td><td class="mono muted">${p.version}</td>
 <td class="n" data-col="queued">${p.queued}</td><td class="n" data-col="running">${p.running}</td><td class="n" data-col="waiting">${p.waiting}</td>
+<td class="n" data-col="sleeping">${p.sleeping + p.repeating}</td><td class="n" data-col="awaiting_signal">${p.awaiting_signal}</td><td class="n" data-col="awaiting_children">${p.awaiting_children}</td>
 <td class="n ${p.failed > 0 ? 'bad' : ''}" data-col="failed">${p.failed > 0 ? html`<a href="/runs?pipeline=${encodeURIComponent(p.pipeline)}&amp;status=failed">${p.failed}</a>` : '0'}</td>
 <td class="n" data-col="completed">${p.completed_1h}</td><td class="n">${p.completed_per_s_1m}</td><td class="n">${formatSeconds(p.oldest_queued_s) || '—'}</td>
 </tr>`)}</tbody></table>`;

@@ -5,8 +5,10 @@ import { formatBytes } from '../../ops/output.js';
 import { html, type Html } from '../html.js';
 import { actionButton, actionsNote, isoTime, layout, statusBadge, type PageContext } from '../layout.js';
 import { PREVIEW_CHARS, type RunDetail, type TimelineRow } from '../queries.js';
+import type { RunFamily, SignalNotice } from '../wait-queries.js';
 
-export interface RunView { run: RunDetail; steps: TimelineRow[] }
+/** `family` (what it waits for, children, parent) and `signalNotice` feed the waits panel (./run-waits.ts). */
+export interface RunView { run: RunDetail; steps: TimelineRow[]; family?: RunFamily; signalNotice?: SignalNotice }
 
 /**
  * Extra panels of the run page, in order, each given the run and the viewer and returning markup
@@ -26,20 +28,22 @@ function fmtMs(ms: number | null): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 
-function timeline(v: RunView): Html {
-  const timed = v.steps.filter((s) => s.started_at && s.finished_at);
-  if (timed.length === 0) return html`<p class="empty">No step has finished yet.</p>`;
+function timeline(v: RunView, now = Date.now()): Html {
+  // A parked step (sleeping, awaiting a signal or children) has started but not finished: its bar runs to now.
+  const timed = v.steps.filter((s) => s.started_at);
+  if (timed.length === 0) return html`<p class="empty">No step has started yet.</p>`;
+  const end = (s: TimelineRow) => (s.finished_at ?? new Date(now)).getTime();
   const t0 = Math.min(...timed.map((s) => s.started_at!.getTime()));
-  const t1 = Math.max(...timed.map((s) => s.finished_at!.getTime()));
+  const t1 = Math.max(...timed.map(end));
   const span = Math.max(1, t1 - t0);
   // Bars are SVG geometry, not inline styles: the Content-Security-Policy allows no style attribute.
   return html`<table class="grid timeline" id="timeline">
 <thead><tr><th>#</th><th>step</th><th>attempt</th><th>outcome</th><th class="bar-col">time</th><th class="n">duration</th></tr></thead>
 <tbody>${v.steps.map((s) => {
     const x = s.started_at ? ((s.started_at.getTime() - t0) / span) * 1000 : 0;
-    const w = s.started_at && s.finished_at ? Math.max(3, ((s.finished_at.getTime() - s.started_at.getTime()) / span) * 1000) : 0;
+    const w = s.started_at ? Math.max(3, ((end(s) - s.started_at.getTime()) / span) * 1000) : 0;
     return html`<tr><td class="n">${s.step_index}</td><td>${s.step}</td><td class="n">${s.attempt}</td><td>${statusBadge(s.outcome)}</td>
-<td class="bar-col"><svg class="bar" viewBox="0 0 1000 12" preserveAspectRatio="none" role="img" aria-label="${s.step}: ${fmtMs(s.duration_ms)}"><rect x="${x.toFixed(1)}" y="0" width="${Math.min(w, 1000 - x).toFixed(1)}" height="12" rx="2" class="${s.outcome}"></rect></svg></td>
+<td class="bar-col"><svg class="bar" viewBox="0 0 1000 12" preserveAspectRatio="none" role="img" aria-label="${s.step}: ${fmtMs(s.duration_ms)}"><rect x="${x.toFixed(1)}" y="0" width="${Math.min(w, 1000 - x).toFixed(1)}" height="12" rx="2" class="${s.outcome.replace(/\s+/g, '-')}"></rect></svg></td>
 <td class="n">${fmtMs(s.duration_ms)}</td></tr>`;
   })}</tbody></table>`;
 }

@@ -3,6 +3,13 @@
 import { html, type Html } from '../html.js';
 import { isoTime, layout, statusBadge, type PageContext } from '../layout.js';
 import { STATUSES, type RunFilter, type RunListRow } from '../queries.js';
+import type { ParkedCounts } from '../wait-queries.js';
+
+/** The parked runs (status waiting, in a durable wait) of the chosen pipeline, or of all, by what they wait for. */
+function parkedLine(f: RunFilter, p: ParkedCounts): Html {
+  const link = `/runs?${f.pipeline ? `pipeline=${encodeURIComponent(f.pipeline)}&` : ''}status=waiting`;
+  return html`<p class="parked muted" id="parked">Parked${f.pipeline ? html` in ${f.pipeline}` : ''}: <a href="${link}"><b data-parked="sleeping">${p.sleeping + p.repeating}</b> sleeping · <b data-parked="awaiting_signal">${p.awaiting_signal}</b> awaiting a signal · <b data-parked="awaiting_children">${p.awaiting_children}</b> awaiting children</a></p>`;
+}
 
 function query(f: RunFilter, page: Partial<RunFilter>): string {
   const q = new URLSearchParams();
@@ -19,7 +26,7 @@ function query(f: RunFilter, page: Partial<RunFilter>): string {
   return s ? `/runs?${s}` : '/runs';
 }
 
-export function runsPage(ctx: PageContext, f: RunFilter, pipelines: string[], page: { runs: RunListRow[]; hasOlder: boolean; hasNewer: boolean }): Html {
+export function runsPage(ctx: PageContext, f: RunFilter, pipelines: string[], page: { runs: RunListRow[]; hasOlder: boolean; hasNewer: boolean }, parked?: ParkedCounts): Html {
   const { runs } = page;
   const first = runs[0];
   const last = runs[runs.length - 1];
@@ -49,6 +56,7 @@ ${page.hasOlder && last ? html`<a href="${query(f, { before: last.id })}" id="pa
 <label>per page <input name="limit" value="${f.limit}" size="4"></label>
 <button class="btn">Filter</button> <a href="/runs">clear</a>
 </form>
+${parked ? parkedLine(f, parked) : ''}
 ${pager}
 ${table}
 ${runs.length > 10 ? pager : ''}`);

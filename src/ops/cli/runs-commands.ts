@@ -35,9 +35,9 @@ export function registerRunCommands(program: Command): void {
           pipeline: r.pipeline as string, version: r.version as string,
           queued: num(r.queued), running: num(r.running), waiting: num(r.waiting), failed: num(r.failed),
           completed_1h: num(r.completed_1h), completed_per_s_1m: num(r.completed_per_s_1m), oldest_queued_s: num(r.oldest_queued_s),
-          // Parked runs (durable waits): never stuck, not queued work.
+          // Parked runs (durable waits), told apart from `waiting` (a retry of a failed attempt).
           sleeping: num(r.sleeping), awaiting_signal: num(r.awaiting_signal), awaiting_children: num(r.awaiting_children),
-          repeating: num(r.repeating), next_wake: (r.next_wake as Date | null)?.toISOString() ?? null,
+          repeating: num(r.repeating), next_wake: r.next_wake as Date | null,
         }));
         const replication = (await c.query(
           `SELECT slot_name, publication, active, lag_bytes, lag_seconds, leader_id, leader_health, leader_heartbeat_at, wal_status
@@ -61,9 +61,8 @@ export function registerRunCommands(program: Command): void {
         emit(opts.json, { pipelines, replication, workers, pipeline_errors, schedules }, () => {
           const ago = (d: Date | null) => (d ? `${formatSeconds((Date.now() - d.getTime()) / 1000)} ago` : '');
           return [
-            formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s) })),
-              ['pipeline', 'version', 'queued', 'running', 'waiting', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued',
-                ...(pipelines.some((p) => (p.sleeping ?? 0) + (p.awaiting_signal ?? 0) + (p.awaiting_children ?? 0) + (p.repeating ?? 0) > 0) ? ['sleeping', 'awaiting_signal', 'awaiting_children', 'repeating'] : [])]),
+            formatTable(pipelines.map((p) => ({ ...p, oldest_queued: formatSeconds(p.oldest_queued_s), parked: parkedText(p) })),
+              ['pipeline', 'version', 'queued', 'running', 'waiting', 'parked', 'failed', 'completed_1h', 'completed_per_s_1m', 'oldest_queued']),
             '',
             'replication',
             formatTable(replication.map((r) => ({ ...r, lag: formatBytes(r.lag_bytes), lag_age: formatSeconds(r.lag_seconds), heartbeat: ago(r.leader_heartbeat_at) })),
@@ -200,6 +199,13 @@ export function registerRunCommands(program: Command): void {
         if (!ok) process.exitCode = 3;
       });
     });
+}
+
+/** One column for the parked runs, by what they wait for ("2 signal, 1 sleep"; the --json output has each count). */
+function parkedText(p: { sleeping: number | null; awaiting_signal: number | null; awaiting_children: number | null; repeating: number | null }): string {
+  const parts = ([['sleep', p.sleeping], ['signal', p.awaiting_signal], ['children', p.awaiting_children], ['again', p.repeating]] as const)
+    .filter(([, n]) => (n ?? 0) > 0).map(([what, n]) => `${n} ${what}`);
+  return parts.length > 0 ? parts.join(', ') : '0';
 }
 
 function describeWait(w: { kind: string; until: Date | null; signal: string | null; children: number | null; children_left: number | null; join: string | null; repeats: number }): string {

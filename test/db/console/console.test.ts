@@ -1,7 +1,8 @@
 // The web console in a real headless Chromium against a real `walflow run --ui-port` process:
 // live counts on the overview, a failed run's error and stack, retry from the page (and refused
 // without the token), hostile row data rendered inert, and keyset pages down to the oldest of
-// 100,000 runs. WALFLOW_SCREENSHOTS=1 also saves docs/images/console-*.png.
+// 100,000 runs; a parked parent and child (what they wait for, the signal form). WALFLOW_SCREENSHOTS=1
+// also saves docs/images/console-*.png.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +163,66 @@ describe('walflow console', () => {
     expect((await all.text()).length).toBeGreaterThan(5 * 1024 * 1024);
     expect(await p.locator('#input-all').count()).toBe(1);
     expect(await p.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    await p.close();
+  });
+
+  it('a parked run shows what it waits for, its parent and children; its signal form sends (bad JSON shown, not sent)', async () => {
+    const parent = (await db.pool.query(`SELECT walflow.start('console-approvals', '{"id": 7}') AS id`)).rows[0].id as string;
+    const kindOf = async (id: string) => (await db.pool.query('SELECT kind FROM walflow.waits WHERE run_id = $1', [id])).rows[0]?.kind as string | undefined;
+    await waitFor('the parent parked on its child', async () => (await kindOf(parent)) === 'children', 60_000);
+    const child = (await db.pool.query('SELECT id FROM walflow.runs WHERE parent_run_id = $1', [parent])).rows[0].id as string;
+    await waitFor('the child parked on its signal', async () => (await kindOf(child)) === 'signal', 60_000);
+    await browser.context.clearCookies();
+    const p = await page();
+    // Overview and runs list: the parked counts from walflow.status.
+    await p.goto(`${base}/`);
+    expect(await p.locator('tr[data-pipeline="console-review"] td[data-col="awaiting_signal"]').textContent()).toBe('1');
+    expect(await p.locator('tr[data-pipeline="console-approvals"] td[data-col="awaiting_children"]').textContent()).toBe('1');
+    await p.goto(`${base}/runs?pipeline=console-review`);
+    expect(await p.locator('#parked b[data-parked="awaiting_signal"]').textContent()).toBe('1');
+    // The parent: waits for its children, one left, linked.
+    await p.goto(`${base}/runs/${parent}`);
+    expect(await p.locator('#waiting-for').getAttribute('data-kind')).toBe('children');
+    expect(await p.locator('#waiting-for').textContent()).toContain('1 of 1 left');
+    expect(await p.locator(`#children a[href="/runs/${child}"]`).count()).toBe(1);
+    // The child, not signed in: what it waits for and its parent; no form, and a forged POST is refused.
+    await p.goto(`${base}/runs/${child}`);
+    expect(await p.locator('#waiting-for').textContent()).toMatch(/In step approval, since .*: a signal approval · times out at /);
+    expect(await p.locator(`#parent a[href="/runs/${parent}"]`).count()).toBe(1);
+    expect(await p.locator('#signal-form').count()).toBe(0);
+    const forged = await p.evaluate(async (url) => (await fetch(url, { method: 'POST', body: new URLSearchParams({ csrf: 'x', name: 'approval', payload: '{}' }) })).status, `${base}/runs/${child}/signal`);
+    expect(forged).toBe(403);
+    // Signed in: bad JSON is shown next to the form (what was typed kept) and nothing is sent.
+    await signIn(p, `/runs/${child}`);
+    expect(await p.inputValue('#signal-form input[name=name]')).toBe('approval');
+    await p.fill('#signal-form textarea[name=payload]', '{approved: yes}');
+    const [bad] = await Promise.all([p.waitForResponse((r) => r.url().endsWith('/signal')), p.click('#signal-form button')]);
+    expect(bad.status()).toBe(400);
+    expect(await p.locator('#signal-notice').textContent()).toMatch(/^Signal not sent: The payload is not JSON/);
+    expect(await p.inputValue('#signal-form textarea[name=payload]')).toBe('{approved: yes}');
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM walflow.signals WHERE run_id = $1', [child])).rows[0].n).toBe(0);
+    if (SCREENSHOTS) {
+      await p.goto(`${base}/runs/${child}`);
+      await p.screenshot({ path: path.join(ROOT, 'docs/images/console-waits.png'), fullPage: true });
+    }
+    // A good payload: sent, consumed by the wait, and the child and then its parent complete.
+    await p.fill('#signal-form textarea[name=payload]', '{"approved": true, "by": "ann"}');
+    // The page's live refresh (every 2 s while the run is unfinished) keeps what is being typed.
+    await p.evaluate(() => new Promise((settled) => (globalThis as unknown as { document: { body: { addEventListener(e: string, f: (v: unknown) => void, o: object): void } } })
+      .document.body.addEventListener('htmx:afterSettle', settled, { once: true })));
+    expect(await p.inputValue('#signal-form textarea[name=payload]')).toBe('{"approved": true, "by": "ann"}');
+    await Promise.all([p.waitForURL(/\?signal=\d+$/), p.click('#signal-form button')]);
+    await until(child, 'completed');
+    await until(parent, 'completed');
+    expect((await db.pool.query('SELECT walflow.result($1) AS r', [parent])).rows[0].r).toEqual({ results: [{ approved: { approved: true, by: 'ann' }, timedOut: false }] });
+    // A finished run takes no signal: the refusal is shown on the page, not thrown.
+    const late = await p.evaluate(async ({ url, csrf }) => {
+      const r = await fetch(url, { method: 'POST', body: new URLSearchParams({ csrf, name: 'approval', payload: '' }) });
+      return { status: r.status, text: await r.text() };
+    }, { url: `${base}/runs/${child}/signal`, csrf: await p.locator('input[name=csrf]').first().inputValue() });
+    expect(late.status).toBe(400);
+    expect(late.text).toMatch(/Signal not sent: run [0-9a-f-]+ is completed: signals go only to unfinished runs/);
+    expect(cspViolations).toEqual([]);
     await p.close();
   });
 

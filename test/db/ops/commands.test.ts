@@ -136,8 +136,8 @@ describe('walflow status', () => {
     const r = await walflow(['status'], env);
     expect(r.code).toBe(0);
     const [pipelines, replication, workers] = r.stdout.trim().split('\n\n');
-    expect(pipelines).toMatch(/^PIPELINE\s+VERSION\s+QUEUED\s+RUNNING\s+WAITING\s+FAILED\s+COMPLETED_1H\s+COMPLETED_PER_S_1M\s+OLDEST_QUEUED\n/);
-    expect(pipelines).toMatch(/\nops-jobs\s+v1\s+1\s+0\s+0\s+1\s+3\s/);
+    expect(pipelines).toMatch(/^PIPELINE\s+VERSION\s+QUEUED\s+RUNNING\s+WAITING\s+PARKED\s+FAILED\s+COMPLETED_1H\s+COMPLETED_PER_S_1M\s+OLDEST_QUEUED\n/);
+    expect(pipelines).toMatch(/\nops-jobs\s+v1\s+1\s+0\s+0\s+0\s+1\s+3\s/); // queued, running, waiting, parked, failed, completed
     expect(replication).toBe('replication\n(none)');
     expect(workers).toBe('workers\n(none)');
   });
