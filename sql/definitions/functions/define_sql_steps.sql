@@ -50,10 +50,27 @@ BEGIN
         RAISE EXCEPTION 'walflow: pipeline "%": step "%": url must be an http(s) URL (got %)', pipeline, v_name, coalesce((s->'url')::text, 'none')
           USING ERRCODE = '22023';
       END IF;
+    ELSIF s->>'kind' = 'embed' THEN
+      IF coalesce(btrim(s->>'text'), '') = '' THEN
+        RAISE EXCEPTION 'walflow: pipeline "%": step "%": an embedding step needs the text to embed (e.g. '':input.row.body'')', pipeline, v_name
+          USING ERRCODE = '22023';
+      END IF;
+      IF coalesce(s->>'embedder', 'local') NOT IN ('local', 'openai') THEN
+        RAISE EXCEPTION 'walflow: pipeline "%": step "%": unknown embedder "%" (use ''local'' or ''openai'')', pipeline, v_name, s->>'embedder'
+          USING ERRCODE = '22023';
+      END IF;
+      IF s->>'embedder' = 'openai' AND (coalesce(s->>'baseUrl', '') !~ '^https?://' OR s->>'model' IS NULL OR coalesce((s->>'dimensions')::integer, 0) <= 0) THEN
+        RAISE EXCEPTION 'walflow: pipeline "%": step "%": an openai embedder needs base_url (http or https), model and dimensions', pipeline, v_name
+          USING ERRCODE = '22023';
+      END IF;
+      IF s ? 'apiKeyEnv' AND s->>'apiKeyEnv' !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
+        RAISE EXCEPTION 'walflow: pipeline "%": step "%": api_key_env must be the NAME of an environment variable holding the key, not the key itself', pipeline, v_name
+          USING ERRCODE = '22023';
+      END IF;
     ELSIF s ? 'sleep' OR s ? 'waitFor' THEN
       NULL; -- durable waits: the engine checks their durations when it loads the pipeline
     ELSE
-      RAISE EXCEPTION 'walflow: pipeline "%": step % ("%") is not a step: build it with walflow.sql_step, walflow.http_step, walflow.sleep_step or walflow.signal_step',
+      RAISE EXCEPTION 'walflow: pipeline "%": step % ("%") is not a step: build it with walflow.sql_step, walflow.http_step, walflow.embed_step, walflow.sleep_step or walflow.signal_step',
         pipeline, i, v_name USING ERRCODE = '22023';
     END IF;
   END LOOP;

@@ -11,6 +11,8 @@ import type { HostPolicy } from '../../steps/http/host-policy.js';
 import { fillJson, runContext } from '../../steps/sql/run-context.js';
 import { sqlHttpStep } from '../../steps/sql/sql-http-step.js';
 import { sqlStep } from '../../steps/sql/sql-step.js';
+import { sqlEmbedStep } from '../../steps/sql/sql-embed-step.js';
+import type { EmbedderSpec } from '../../steps/embedding/embedder-spec.js';
 
 export interface BuildOptions {
   /** The operator's outbound-host policy for HTTP steps (httpHostPolicyFromConfig). */
@@ -89,6 +91,12 @@ function step(row: SqlPipelineRow, s: Record<string, unknown>, o: BuildOptions):
       ...(int(s.timeoutMs) ? { timeoutMs: int(s.timeoutMs)! } : {}),
     });
   }
+  if (s.kind === 'embed') {
+    const spec: EmbedderSpec = s.embedder === 'openai'
+      ? { provider: 'openai', baseURL: str(s.baseUrl)!, model: str(s.model)!, dimensions: int(s.dimensions)!, ...(str(s.apiKeyEnv) ? { apiKeyEnv: str(s.apiKeyEnv)! } : {}) }
+      : { provider: 'local' };
+    return sqlEmbedStep({ name, text: String(s.text), spec });
+  }
   if (s.sleep !== undefined) {
     const sleep = s.sleep as Duration;
     // A placeholder (':input.row.due_at') is a wake time from the run; anything else a literal duration.
@@ -123,6 +131,10 @@ function stepsPipeline(row: SqlPipelineRow, o: BuildOptions): Pipeline {
     ...(source ? { source } : {}),
     ...(strs(d.startRoles) ? { startRoles: strs(d.startRoles)! } : {}),
     setup: async ({ db }) => checkStepFunctions(db, row),
+    // Embedding steps hold a model (shared per process) until the pipeline is closed.
+    close: async () => {
+      for (const st of steps) if ('release' in st && typeof st.release === 'function') await (st as { release: () => Promise<void> }).release();
+    },
     steps,
   } as Parameters<typeof definePipeline>[0]);
 }

@@ -1,0 +1,38 @@
+// An embedding step of a pipeline defined in SQL (walflow.embed_step): embeds one text, with the
+// run's :placeholders filled, and outputs { embedding, model, dimensions } for a later SQL step to
+// store (':prev.embedding::vector'). The model is acquired on first use and shared per process.
+import type { Json, SingleStep } from '../../pipeline/types.js';
+import { acquireEmbedder, type EmbedderSpec } from '../embedding/embedder-spec.js';
+import { runContext, substitute } from './run-context.js';
+
+export interface SqlEmbedStepOptions {
+  name: string;
+  /** The text, with :placeholders. */
+  text: string;
+  spec: EmbedderSpec;
+}
+
+export interface SqlEmbedStep extends SingleStep {
+  /** Releases the model (the pipeline's close). */
+  release(): Promise<void>;
+}
+
+export function sqlEmbedStep(o: SqlEmbedStepOptions): SqlEmbedStep {
+  let held: ReturnType<typeof acquireEmbedder> | undefined;
+  return {
+    name: o.name,
+    run: async (ctx, input) => {
+      const text = substitute(o.text, await runContext(ctx.db, ctx, input)).trim();
+      // Nothing to embed (a NULL or empty column): a null embedding, which a SQL step can store as NULL.
+      held ??= acquireEmbedder(o.spec);
+      const embedder = await held.embedder;
+      if (text === '') return { embedding: null, model: embedder.model, dimensions: embedder.dimensions };
+      const [vector] = await embedder.embed([text], ctx.signal);
+      return { embedding: Array.from(vector!) as Json, model: embedder.model, dimensions: embedder.dimensions };
+    },
+    release: async () => {
+      await held?.release();
+      held = undefined;
+    },
+  };
+}
