@@ -229,6 +229,13 @@ describe('defining pipelines from SQL', () => {
     expect(await asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT count(*) FROM sp_admin_vectors`, c))).toBe('ok');
     await engine.stop();
     engine = undefined;
+    // drop_target (by the table's owner): the table goes, and walflow's record of it (its vector
+    // size) with it, so a table made again under that name is free to have another size.
+    const recorded = async () => q(`SELECT target, dimensions FROM walflow.embedding_targets WHERE target = 'public.sp_admin_vectors'`);
+    expect(await recorded()).toEqual([{ target: 'public.sp_admin_vectors', dimensions: expect.any(Number) }]);
+    await db.pool.query(`SELECT walflow.drop_pipeline('sp-vec', drop_target => true)`);
+    expect(await q(`SELECT to_regclass('public.sp_admin_vectors') AS t`)).toEqual([{ t: null }]);
+    expect(await recorded()).toEqual([]);
   });
 
   it('row_filter: only rows it accepts are embedded, a row that stops matching loses its chunks; the expression is checked at call time and runs as the definer', async () => {
