@@ -3,8 +3,9 @@
 // table, then (as its LAST line) one JSON object with the totals; exits 1 if anything was lost or
 // duplicated, or an invariant failed.
 //
-//   --only sigkill,pg-restart,provider,poison,failover,backlog,schedule-per-second-under-kills   (default: all, in that order)
+//   --only sigkill,pg-restart,provider,poison,failover,backlog,schedule-per-second-under-kills,sql-pipelines-created-and-dropped-under-kills   (default: all, in that order)
 //   --schedule-seconds 60                scenario 7 (per-second schedule under kills; at least 60 for the proof)
+//   --sql-pipeline-seconds 60            scenario 8 (SQL pipelines created, altered and dropped under kills)
 //   --kill-rows 5000 --kills 20          scenario 1
 //   --restart-rows 5000 --restarts 4     scenario 2
 //   --docs 1000 --fault-rate 0.25 --seed 7   scenario 3
@@ -24,7 +25,7 @@ const FLAGS: Record<string, Exclude<keyof ScenarioOptions, 'log'>> = {
   '--kill-rows': 'killRows', '--kills': 'kills', '--restart-rows': 'restartRows', '--restarts': 'restarts',
   '--docs': 'docs', '--fault-rate': 'faultRate', '--seed': 'seed', '--poison-rows': 'poisonRows', '--poison-every': 'poisonEvery',
   '--failover-rows': 'failoverRows', '--failover-kills': 'failoverKills', '--backlog': 'backlog', '--max-rss-mb': 'maxRssMb', '--min-rate-ratio': 'minRateRatio', '--time-scale': 'timeScale',
-  '--schedule-seconds': 'scheduleSeconds',
+  '--schedule-seconds': 'scheduleSeconds', '--sql-pipeline-seconds': 'sqlPipelineSeconds',
 };
 
 function parse(argv: string[]): { opts: ScenarioOptions; only: string[] } {

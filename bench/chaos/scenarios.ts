@@ -15,6 +15,7 @@ import {
   checkCounted, killAll, itemsLoad, leaderPid, memoryOf, num, q, ROOT, secretLeaks, settle, sleep, slotCaughtUp,
   spawnWalflow, startCluster, waitReady, walflowEnv, type ChaosCluster, type Invariants, type Runner,
 } from './lib.js';
+import { sqlPipelinesScenario } from './sql-pipelines.js';
 
 const run = promisify(execFile);
 
@@ -62,6 +63,8 @@ export interface ScenarioOptions {
   minRateRatio?: number;
   /** 7: seconds of a per-second schedule under kills (half with two processes, half with three; default 60). */
   scheduleSeconds?: number;
+  /** 8: seconds of creating, altering and dropping SQL pipelines under kills (default 60). */
+  sqlPipelineSeconds?: number;
   /** Multiplies how long loads are spread out (1 by default; the in-test variant goes faster). */
   timeScale?: number;
   /** Print progress to stderr. */
@@ -612,5 +615,6 @@ export const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioR
   failover: failoverScenario,
   backlog: backlogScenario,
   'schedule-per-second-under-kills': scheduleScenario,
+  'sql-pipelines-created-and-dropped-under-kills': sqlPipelinesScenario,
 };
 
