@@ -104,7 +104,10 @@ export async function killAll(): Promise<void> {
 }
 
 export interface RunnerOptions {
-  only: string;
+  /** `--only`: the pipelines to load (omitted: every pipeline of the directory and every one defined in SQL). */
+  only?: string;
+  /** The pipelines directory (default test/fixtures/chaos/pipelines). */
+  pipelinesDir?: string;
   workers?: number;
   replication?: boolean;
   env?: Record<string, string>;
@@ -129,7 +132,7 @@ export function walflowEnv(c: Pick<ChaosCluster, 'url'>, extra: Record<string, s
 
 /** Starts `walflow run --pipelines test/fixtures/chaos/pipelines --only NAME` as its own process. */
 export function spawnWalflow(c: Pick<ChaosCluster, 'url' | 'dir'>, o: RunnerOptions): Runner {
-  const args = [BIN, 'run', '--pipelines', PIPELINES_DIR, '--only', o.only];
+  const args = [BIN, 'run', '--pipelines', o.pipelinesDir ?? PIPELINES_DIR, ...(o.only !== undefined ? ['--only', o.only] : [])];
   if (o.workers !== undefined) args.push('--workers', String(o.workers));
   if (o.replication === false) args.push('--no-replication');
   const logFile = path.join(c.dir, 'logs', `walflow-${++runnerSeq}.log`);

@@ -4,9 +4,11 @@
 // duplicated, or an invariant failed.
 //
 //   --only sigkill,pg-restart,provider,poison,failover,backlog,schedule-per-second-under-kills,
-//          sleepers-across-kills-and-pg-restart,signals-under-kills,children-under-kills   (default: all, in that order)
+//          sleepers-across-kills-and-pg-restart,signals-under-kills,children-under-kills,
+//          sql-pipelines-created-and-dropped-under-kills   (default: all, in that order)
 //   --schedule-seconds 60                scenario 7 (per-second schedule under kills; at least 60 for the issue's proof)
 //   --sleepers 2000 --signal-runs 300 --parents 40   the durable waits' scenarios (sleepers, signals x5, parents x100 children)
+//   --sql-pipeline-seconds 60            scenario 8 (SQL pipelines created, altered and dropped under kills)
 //   --kill-rows 5000 --kills 20          scenario 1
 //   --restart-rows 5000 --restarts 4     scenario 2
 //   --docs 1000 --fault-rate 0.25 --seed 7   scenario 3
@@ -28,6 +30,7 @@ const FLAGS: Record<string, Exclude<keyof ScenarioOptions, 'log'>> = {
   '--docs': 'docs', '--fault-rate': 'faultRate', '--seed': 'seed', '--poison-rows': 'poisonRows', '--poison-every': 'poisonEvery',
   '--failover-rows': 'failoverRows', '--failover-kills': 'failoverKills', '--backlog': 'backlog', '--max-rss-mb': 'maxRssMb', '--min-rate-ratio': 'minRateRatio', '--time-scale': 'timeScale',
   '--schedule-seconds': 'scheduleSeconds', '--sleepers': 'sleepers', '--signal-runs': 'signalRuns', '--parents': 'parents',
+  '--sql-pipeline-seconds': 'sqlPipelineSeconds',
 };
 
 function parse(argv: string[]): { opts: ScenarioOptions; only: string[] } {

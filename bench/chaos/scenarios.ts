@@ -16,6 +16,7 @@ import {
   spawnWalflow, startCluster, waitReady, walflowEnv, type ChaosCluster, type Invariants, type Runner,
 } from './lib.js';
 import { childrenScenario, signalsScenario, sleepersScenario } from './wait-scenarios.js';
+import { sqlPipelinesScenario } from './sql-pipelines.js';
 
 const run = promisify(execFile);
 
@@ -67,6 +68,8 @@ export interface ScenarioOptions {
   sleepers?: number;
   signalRuns?: number;
   parents?: number;
+  /** 8: seconds of creating, altering and dropping SQL pipelines under kills (default 60). */
+  sqlPipelineSeconds?: number;
   /** Multiplies how long loads are spread out (1 by default; the in-test variant goes faster). */
   timeScale?: number;
   /** Print progress to stderr. */
@@ -620,5 +623,6 @@ export const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioR
   'sleepers-across-kills-and-pg-restart': sleepersScenario,
   'signals-under-kills': signalsScenario,
   'children-under-kills': childrenScenario,
+  'sql-pipelines-created-and-dropped-under-kills': sqlPipelinesScenario,
 };
 

@@ -2,7 +2,8 @@
 -- it within about a second and take its table out of the publication (the slot stays). Its runs
 -- stay for inspection; unfinished ones stay queued until a pipeline of that name is loaded again.
 -- Its SQL step functions go (the caller must own them: the definer, or a member of its role).
--- drop_target: an embedding pipeline's target table goes too (the caller must own it).
+-- drop_target: an embedding pipeline's target table goes too (the caller must own it), and with it
+-- its walflow.embedding_targets row.
 -- Runs as the caller; EXECUTE is the operator's grant.
 CREATE OR REPLACE FUNCTION walflow.drop_pipeline(name text, drop_target boolean DEFAULT false) RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -10,6 +11,7 @@ DECLARE
   cur jsonb := walflow.pipeline_definition(name);
   fn regprocedure;
   v_target regclass;
+  v_key text;
 BEGIN
   FOR fn IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
              WHERE p.pronamespace = 'walflow_steps'::regnamespace AND pg_catalog.obj_description(p.oid, 'pg_proc') = name LOOP
@@ -21,10 +23,12 @@ BEGIN
     END IF;
     v_target := pg_catalog.to_regclass(cur->'definition'->>'target_table');
     IF v_target IS NOT NULL THEN
+      -- The key walflow.embedding_targets knows it by (schema.table, unquoted), for save_pipeline.
+      SELECT n.nspname || '.' || c.relname INTO v_key FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_target;
       EXECUTE format('DROP TABLE %s', v_target);
     END IF;
   END IF;
-  PERFORM walflow.save_pipeline(name, 'drop');
+  PERFORM walflow.save_pipeline(name, 'drop', NULL, CASE WHEN v_key IS NOT NULL THEN jsonb_build_object('dropped_target', v_key) END);
   RETURN true;
 END;
 $$;

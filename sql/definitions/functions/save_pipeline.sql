@@ -1,6 +1,7 @@
 -- walflow.save_pipeline(name, mode, kind, definition): the one writer of walflow.sql_pipelines, for
 -- create_pipeline, alter_pipeline, create_embedding_pipeline and drop_pipeline (which check the
--- definition as the calling role first). mode: 'create' | 'alter' | 'drop'. Returns the new
+-- definition as the calling role first). mode: 'create' | 'alter' | 'drop' (definition: NULL, or
+-- {"dropped_target": "schema.table"} after drop_pipeline dropped that target). Returns the new
 -- version (0 for a drop). Records the caller (walflow.caller_role()) as the definer and wakes every
 -- running walflow process (NOTIFY walflow_pipelines, delivered when the caller's transaction commits).
 -- Runs as walflow's owner (the caller needs no table privileges); EXECUTE is the operator's grant.
@@ -45,6 +46,14 @@ BEGIN
     -- created again later under this name is new: it gets its initial backfill again.
     DELETE FROM walflow.pipelines p WHERE p.name = v_name;
     DELETE FROM walflow.pipeline_sources s WHERE s.pipeline = v_name;
+    -- drop_pipeline(drop_target => true) dropped the target table in this transaction: walflow's
+    -- record of it (dimensions, index, truncation fence) goes too, once the table is really gone,
+    -- so a table created later under that name starts afresh.
+    IF save_pipeline.definition ? 'dropped_target' THEN
+      DELETE FROM walflow.embedding_targets t WHERE t.target = save_pipeline.definition->>'dropped_target'
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                          WHERE n.nspname || '.' || c.relname = t.target);
+    END IF;
     v_version := 0;
   ELSE
     RAISE EXCEPTION 'walflow: save_pipeline mode must be create, alter or drop (got %)', mode USING ERRCODE = '22023';

@@ -26,7 +26,12 @@ function configFrom(opts: CommonOpts, extra: Partial<ConfigInput> = {}): Walflow
 async function pickPipelines(config: WalflowConfig, names: string[]): Promise<Pipeline[]> {
   const all = await loadPipelines(config.pipelinesDir);
   // A name no file defines may be a pipeline defined from SQL.
-  if (names.some((n) => !all.some((p) => p.name === n))) all.push(...(await sqlPipelines(config)).pipelines.filter((p) => names.includes(p.name)));
+  if (names.some((n) => !all.some((p) => p.name === n))) {
+    const sql = await sqlPipelines(config);
+    all.push(...sql.pipelines.filter((p) => names.includes(p.name)));
+    const broken = sql.broken.find((b) => names.includes(b.name) && !all.some((p) => p.name === b.name));
+    if (broken) throw new UserError(`pipeline "${broken.name}" is defined in SQL but cannot be built: ${broken.error} (fix it with walflow.alter_pipeline)`, 3);
+  }
   const missing = names.filter((n) => !all.some((p) => p.name === n));
   if (missing.length > 0) {
     throw new UserError(`no pipeline named ${missing.map((m) => `"${m}"`).join(', ')} in ${config.pipelinesDir} (found: ${all.map((p) => p.name).join(', ') || 'none'})`, 3);
@@ -38,23 +43,27 @@ async function pickPipeline(config: WalflowConfig, name: string): Promise<Pipeli
   return (await pickPipelines(config, [name]))[0]!;
 }
 
+/** A pipeline defined in SQL that this process cannot build (as `walflow run` would not: its load error). */
+interface BrokenSqlPipeline { name: string; version: string; source: string | null; embedding: boolean; error: string }
+
 /** The pipelines defined from SQL, built as `walflow run` builds them; none when the database has no such table. */
-async function sqlPipelines(config: WalflowConfig): Promise<{ pipelines: Pipeline[]; errors: Map<string, string> }> {
+async function sqlPipelines(config: WalflowConfig): Promise<{ pipelines: Pipeline[]; broken: BrokenSqlPipeline[] }> {
   const [{ buildSqlPipeline, readSqlPipelines }, { httpHostPolicyFromConfig }] = await Promise.all([import('../sql-pipelines/build.js'), import('../../steps/http/config-policy.js')]);
   const rows = await withClient((c) => readSqlPipelines(c).catch((err: { code?: string }) => {
     if (err.code === '42P01' || err.code === '3F000') return [];
     throw err;
   }), { pipelinesDir: config.pipelinesDir });
   const pipelines: Pipeline[] = [];
-  const errors = new Map<string, string>();
+  const broken: BrokenSqlPipeline[] = [];
   for (const row of rows) {
     try {
       pipelines.push(buildSqlPipeline(row, { hostPolicy: httpHostPolicyFromConfig(config) }));
     } catch (err) {
-      errors.set(row.name, (err as Error).message);
+      const d = row.definition as { source?: { table?: string }; source_table?: string };
+      broken.push({ name: row.name, version: `sql-v${row.version}`, source: d.source?.table ?? d.source_table ?? null, embedding: row.kind === 'embedding', error: (err as Error).message });
     }
   }
-  return { pipelines, errors };
+  return { pipelines, broken };
 }
 
 /** Names of the pipelines defined from SQL (none before the migration that adds them ran). */
@@ -196,10 +205,12 @@ export function registerPipelineCommands(program: Command): void {
       const config = configFrom(opts);
       const files = await loadPipelines(config.pipelinesDir);
       // With a database: the pipelines defined from SQL too (without one: the files alone).
-      const sql = await sqlPipelines(config).catch(() => ({ pipelines: [] as Pipeline[] }));
-      const sqlNames = new Set(sql.pipelines.map((p) => p.name));
+      const sql = await sqlPipelines(config).catch(() => ({ pipelines: [] as Pipeline[], broken: [] as BrokenSqlPipeline[] }));
+      const sqlNames = new Set([...sql.pipelines, ...sql.broken].map((p) => p.name));
       const pipelines = [...sql.pipelines, ...files.filter((p) => !sqlNames.has(p.name))];
-      const rows = pipelines.map((p) => ({
+      // A SQL pipeline this process cannot build is listed with its error, never left out (running
+      // processes report the same error in `walflow status`' pipeline_errors as "sql:<name>").
+      const rows = [...pipelines.map((p) => ({
         name: p.name,
         origin: sqlNames.has(p.name) ? 'sql' : 'file',
         version: p.version,
@@ -207,9 +218,13 @@ export function registerPipelineCommands(program: Command): void {
         events: p.source ? (p.source.events ?? ['insert', 'update', 'delete', 'truncate']) : null,
         steps: p.stepNames,
         embedding: isEmbeddingPipeline(p),
-      }));
+        error: null as string | null,
+      })), ...sql.broken.map((b) => ({ name: b.name, origin: 'sql', version: b.version, source: b.source, events: null, steps: [] as readonly string[], embedding: b.embedding, error: b.error }))]
+        // SQL pipelines first, by name (as readSqlPipelines reads them), then the files in their order.
+        .sort((a, b) => (a.origin === 'sql' && b.origin === 'sql' ? a.name.localeCompare(b.name) : Number(a.origin === 'file') - Number(b.origin === 'file')));
       emit(opts.json, { pipelines: rows }, () =>
-        formatTable(rows.map((r) => ({ ...r, source: r.source ?? '(started from SQL or code)', events: r.events?.join(',') ?? '', steps: r.steps.join(' → ') })), ['name', 'origin', 'version', 'source', 'events', 'steps']));
+        formatTable(rows.map((r) => ({ ...r, source: r.source ?? '(started from SQL or code)', events: r.events?.join(',') ?? '', steps: r.steps.join(' → '), error: r.error ?? '' })),
+          ['name', 'origin', 'version', 'source', 'events', 'steps', ...(rows.some((r) => r.error) ? ['error'] : [])]));
     });
 
   program

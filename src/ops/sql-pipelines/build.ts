@@ -109,15 +109,25 @@ function step(row: SqlPipelineRow, s: Record<string, unknown>, o: BuildOptions):
   return { name, waitFor: { signal: w.signal, ...(w.timeout !== undefined ? { timeout: w.timeout } : {}) } };
 }
 
-/** Checks, before the first run, that each SQL step's (and a row filter's) function is still the definer's own. */
+/**
+ * Checks, before the first run, that each SQL step's (and a row filter's) function is still the
+ * definer's own, and that this process's role may call it: a role that may not is this pipeline's
+ * load error with the grant to give, not a permission error in every run.
+ */
 async function checkStepFunctions(db: Queryable, row: SqlPipelineRow): Promise<void> {
+  if (Object.keys(row.functions).length === 0) return;
+  const grant = (role: string) => `the operator grants it: GRANT USAGE ON SCHEMA walflow_steps TO ${role}; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA walflow_steps TO ${role}; `
+    + `and, for the functions each defining role creates later, ALTER DEFAULT PRIVILEGES FOR ROLE ${row.definer} IN SCHEMA walflow_steps GRANT EXECUTE ON FUNCTIONS TO ${role} (README, "From SQL")`;
+  const { rows: [me] } = await db.query<{ role: string; usage: boolean }>(`SELECT current_user AS role, has_schema_privilege('walflow_steps', 'USAGE') AS usage`);
+  if (!me?.usage) throw new UserError(`pipeline "${row.name}": this process's role "${me?.role}" may not use schema walflow_steps, where its SQL steps are: ${grant(me?.role ?? '<role>')}`);
   for (const [step, fn] of Object.entries(row.functions)) {
-    const { rows } = await db.query<{ owner: string | null }>(
-      `SELECT (SELECT pg_get_userbyid(proowner)::text FROM pg_proc WHERE oid = to_regprocedure($1 || '(jsonb)')) AS owner`, [fn],
+    const { rows } = await db.query<{ owner: string | null; execute: boolean | null }>(
+      `SELECT pg_get_userbyid(proowner)::text AS owner, has_function_privilege(oid, 'EXECUTE') AS execute FROM pg_proc WHERE oid = to_regprocedure($1 || '(jsonb)')`, [fn],
     );
     const owner = rows[0]?.owner;
     if (owner === null || owner === undefined) throw new UserError(`pipeline "${row.name}": step "${step}": its function ${fn} is missing (alter or re-create the pipeline)`);
     if (owner !== row.definer) throw new UserError(`pipeline "${row.name}": step "${step}": its function ${fn} belongs to "${owner}", not to the pipeline's definer "${row.definer}"; refusing to run it`);
+    if (!rows[0]!.execute) throw new UserError(`pipeline "${row.name}": step "${step}": this process's role "${me.role}" may not EXECUTE ${fn}: ${grant(me.role)}`);
   }
 }
 

@@ -14,17 +14,24 @@ export interface SqlStepOptions {
 /**
  * SQLSTATE classes that no retry can fix: 42 (syntax, permission denied, undefined object) and 22
  * (data: a cast of a placeholder that does not parse). The run fails at once with the error;
- * `walflow retry` runs it again once the cause is fixed.
+ * `walflow retry` runs it again once the cause is fixed. One exception: the step's own function
+ * gone (42883) means walflow.drop_pipeline committed while this process still had the pipeline
+ * loaded; the attempt is retried, and once the process has picked up the drop the run waits, like
+ * the pipeline's other unfinished runs, instead of failing for a race.
  */
-function retryable(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return !(typeof code === 'string' && /^(42|22)/.test(code));
+function retryable(fn: string): (err: unknown) => boolean {
+  const name = fn.replace(/^walflow_steps\./, '').replace(/^"(.*)"$/, '$1').replaceAll('""', '"');
+  return (err) => {
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    if (code === '42883' && typeof message === 'string' && message.includes(name)) return true;
+    return !(typeof code === 'string' && /^(42|22)/.test(code));
+  };
 }
 
 export function sqlStep(o: SqlStepOptions): SingleStep<unknown, unknown> {
   return {
     name: o.name,
-    retry: { maxAttempts: 5, initialDelayMs: 500, retryable },
+    retry: { maxAttempts: 5, initialDelayMs: 500, retryable: retryable(o.fn) },
     run: async (ctx: StepContext, prev: unknown) => {
       const tx = await ctx.tx();
       // Earlier steps' outputs are their checkpoints (committed; this step's own is not yet).

@@ -9,6 +9,7 @@ import { loadConfig } from '../../../src/config/config.js';
 import { Engine } from '../../../src/engine/engine.js';
 import { createLogger, silentLogger } from '../../../src/log.js';
 import { startWalflow } from '../../../src/ops/runner.js';
+import { buildSqlPipeline, readSqlPipelines } from '../../../src/ops/sql-pipelines/build.js';
 import { definePipeline } from '../../../src/pipeline/define.js';
 import { dropSlot } from '../../../src/replication/setup/slot.js';
 import { createEmbeddingPipeline } from '../../../src/steps/embedding/pipeline.js';
@@ -118,6 +119,40 @@ describe('least privilege', () => {
     } finally {
       await wf.stop();
     }
+  });
+
+  it('SQL steps of pipelines defined in SQL run under a worker role once it may EXECUTE the walflow_steps functions (the grant README gives); without it the pipeline\'s load error says which grant', async () => {
+    for (const g of PROCESS_GRANTS(WORKER)) await db.pool.query(g);
+    await db.pool.query(`CREATE TABLE lp_sql_effects (run_id uuid NOT NULL)`);
+    await db.pool.query(`SELECT walflow.create_pipeline('lp-sql', ARRAY[walflow.sql_step('write', 'INSERT INTO lp_sql_effects VALUES (:run.id::uuid)')])`);
+    const runWorker = async <T>(fn: () => Promise<T>): Promise<T> => {
+      const pipelines = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'lp-sql').map((r) => buildSqlPipeline(r, { hostPolicy: {} }));
+      const engine = new Engine({ url: urlAs(WORKER), pipelines, pollIntervalMs: 50 });
+      try {
+        await engine.register();
+        await engine.runWorkers();
+        return await fn();
+      } finally {
+        await engine.stop();
+      }
+    };
+    const start = async () => (await db.pool.query(`SELECT walflow.start('lp-sql', '{}') AS id`)).rows[0].id as string;
+    const until = (id: string, status: string) => waitFor(`run ${status}`, async () => (await db.pool.query(`SELECT 1 FROM walflow.runs WHERE id = $1 AND status = $2`, [id, status])).rowCount === 1, 20_000, 50);
+    // Without the grant the step function is walflow's owner's to call only: the pipeline does not
+    // load in a process of this role (its load error, in `walflow status`), with the grant to give.
+    await expect(runWorker(async () => undefined)).rejects.toThrow(new RegExp(`^pipeline "lp-sql": this process's role "${WORKER}" may not use schema walflow_steps, where its SQL steps are: the operator grants it: GRANT USAGE ON SCHEMA walflow_steps TO ${WORKER}; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA walflow_steps TO ${WORKER}; `));
+    await db.pool.query(`GRANT USAGE ON SCHEMA walflow_steps TO ${WORKER}`);
+    await expect(runWorker(async () => undefined)).rejects.toThrow(/^pipeline "lp-sql": step "write": this process's role "[^"]+" may not EXECUTE walflow_steps\."lp-sql\/write\/v1": /);
+    // The grant (README, "From SQL"): the functions there now, and (default privileges, per defining
+    // role) every one it creates later — an alter makes new ones.
+    const definer = (await db.pool.query(`SELECT current_user AS u`)).rows[0].u as string;
+    await db.pool.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA walflow_steps TO ${WORKER}`);
+    await db.pool.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${definer} IN SCHEMA walflow_steps GRANT EXECUTE ON FUNCTIONS TO ${WORKER}`);
+    await runWorker(async () => until(await start(), 'completed'));
+    await db.pool.query(`SELECT walflow.alter_pipeline('lp-sql', ARRAY[walflow.sql_step('write', 'INSERT INTO lp_sql_effects VALUES (:run.id::uuid)')])`);
+    await runWorker(async () => until(await start(), 'completed'));
+    expect((await db.pool.query(`SELECT count(*)::int AS n, count(DISTINCT run_id)::int AS runs FROM lp_sql_effects`)).rows[0]).toEqual({ n: 2, runs: 2 });
+    await db.pool.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${definer} IN SCHEMA walflow_steps REVOKE EXECUTE ON FUNCTIONS FROM ${WORKER}`);
   });
 
   it('the replication leader runs as a REPLICATION role (not a superuser) once a superuser created the publication; creating it itself needs CREATE on the database and ownership of the table', async () => {

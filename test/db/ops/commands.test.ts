@@ -62,10 +62,10 @@ describe('walflow pipelines', () => {
   it('--json lists each pipeline with its origin (file or sql), source, events, steps and version', async () => {
     const { json } = await walflowJson<{ pipelines: Record<string, unknown>[] }>(['pipelines'], env);
     expect(json.pipelines).toEqual([
-      { name: 'ops-embed', origin: 'file', version: embed.version, source: 'ops_docs', events: ['insert', 'update', 'delete', 'truncate'], steps: ['sync', 'embed', 'upsert'], embedding: true },
-      { name: 'ops-inserts', origin: 'file', version: 'v1', source: 'ops_items', events: ['insert'], steps: ['noop'], embedding: false },
-      { name: 'ops-items', origin: 'file', version: 'v1', source: 'ops_items', events: ['insert', 'update', 'delete', 'truncate'], steps: ['double', 'record'], embedding: false },
-      { name: 'ops-jobs', origin: 'file', version: 'v1', source: null, events: null, steps: ['prepare', 'work'], embedding: false },
+      { name: 'ops-embed', origin: 'file', version: embed.version, source: 'ops_docs', events: ['insert', 'update', 'delete', 'truncate'], steps: ['sync', 'embed', 'upsert'], embedding: true, error: null },
+      { name: 'ops-inserts', origin: 'file', version: 'v1', source: 'ops_items', events: ['insert'], steps: ['noop'], embedding: false, error: null },
+      { name: 'ops-items', origin: 'file', version: 'v1', source: 'ops_items', events: ['insert', 'update', 'delete', 'truncate'], steps: ['double', 'record'], embedding: false, error: null },
+      { name: 'ops-jobs', origin: 'file', version: 'v1', source: null, events: null, steps: ['prepare', 'work'], embedding: false, error: null },
     ]);
   });
 

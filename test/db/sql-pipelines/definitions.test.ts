@@ -229,6 +229,13 @@ describe('defining pipelines from SQL', () => {
     expect(await asRole(db.url, ADMIN, PASSWORD, (c) => err(`SELECT count(*) FROM sp_admin_vectors`, c))).toBe('ok');
     await engine.stop();
     engine = undefined;
+    // drop_target (by the table's owner): the table goes, and walflow's record of it (its vector
+    // size) with it, so a table made again under that name is free to have another size.
+    const recorded = async () => q(`SELECT target, dimensions FROM walflow.embedding_targets WHERE target = 'public.sp_admin_vectors'`);
+    expect(await recorded()).toEqual([{ target: 'public.sp_admin_vectors', dimensions: expect.any(Number) }]);
+    await db.pool.query(`SELECT walflow.drop_pipeline('sp-vec', drop_target => true)`);
+    expect(await q(`SELECT to_regclass('public.sp_admin_vectors') AS t`)).toEqual([{ t: null }]);
+    expect(await recorded()).toEqual([]);
   });
 
   it('row_filter: only rows it accepts are embedded, a row that stops matching loses its chunks; the expression is checked at call time and runs as the definer', async () => {
@@ -264,6 +271,24 @@ describe('defining pipelines from SQL', () => {
       engine = undefined;
       await server.stop();
     }
+  });
+
+  it('a run claimed after the drop committed, by a process that has not picked the drop up yet, is retried, not failed: its step function is gone', async () => {
+    await engine?.stop();
+    engine = undefined;
+    await db.pool.query(`SELECT walflow.create_pipeline('sp-gone', ARRAY[walflow.sql_step('a', 'SELECT 1 AS one')])`);
+    const rows = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'sp-gone');
+    engine = new Engine({ url: db.url, pipelines: rows.map((r) => buildSqlPipeline(r, { hostPolicy: {} })), pollIntervalMs: 50 });
+    await engine.register();
+    const id = (await q<{ id: string }>(`SELECT walflow.start('sp-gone', '{}', 'g1') AS id`))[0]!.id;
+    // The drop commits while this engine still has the pipeline loaded (a process, until the NOTIFY reaches it).
+    await db.pool.query(`SELECT walflow.drop_pipeline('sp-gone')`);
+    await engine.runWorkers();
+    await waitFor('the first attempt failed', async () => (await q(`SELECT 1 FROM walflow.step_errors WHERE run_id = $1`, [id])).length >= 1, 30_000);
+    const [run] = await q<{ status: string; message: string }>(`SELECT status, error->>'message' AS message FROM walflow.runs WHERE id = $1`, [id]);
+    expect(run).toEqual({ status: 'waiting', message: expect.stringMatching(/^function walflow_steps\.sp-gone\/a\/v1\(jsonb\) does not exist/) });
+    await engine.stop();
+    engine = undefined;
   });
 
   it('durable waits from SQL: a sleep and a signal wait between SQL steps; the signal\'s payload binds the next step', async () => {
