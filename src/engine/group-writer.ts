@@ -38,6 +38,9 @@ export class GroupWriter<T> {
   private pump(): void {
     while (this.queue.length > 0 && this.inFlight < this.opts.parallel) {
       const batch = this.queue.splice(0, this.opts.maxBatch);
+      // In run id order: statements that update several runs' rows (these batches, lease renewals,
+      // which scan the primary key) then lock them in the same order and cannot deadlock each other.
+      batch.sort((x, y) => compare(this.opts.idOf(x.item), this.opts.idOf(y.item)));
       this.inFlight++;
       void this.flush(batch);
     }
@@ -59,4 +62,8 @@ export class GroupWriter<T> {
       this.pump();
     }
   }
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
