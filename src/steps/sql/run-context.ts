@@ -41,6 +41,12 @@ export function substitute(text: string, c: RunContext, encode: (s: string) => s
   return text.replace(PLACEHOLDER, (_, root: string, rest: string) => encode(asText(valueAt(c, root, rest))));
 }
 
+/** True when `text` has placeholders and every one of them is empty or null (an embedding step then has nothing to embed). */
+export function allPlaceholdersEmpty(text: string, c: RunContext): boolean {
+  const found = [...text.matchAll(PLACEHOLDER)];
+  return found.length > 0 && found.every((m) => asText(valueAt(c, m[1]!, m[2]!)).trim() === '');
+}
+
 /** A JSON template: a string that is exactly one placeholder becomes that value (any JSON type); other strings are substituted. */
 export function fillJson(template: unknown, c: RunContext): unknown {
   if (typeof template === 'string') {

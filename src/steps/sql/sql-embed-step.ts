@@ -3,7 +3,7 @@
 // store (':prev.embedding::vector'). The model is acquired on first use and shared per process.
 import type { Json, SingleStep } from '../../pipeline/types.js';
 import { acquireEmbedder, type EmbedderSpec } from '../embedding/embedder-spec.js';
-import { runContext, substitute } from './run-context.js';
+import { allPlaceholdersEmpty, runContext, substitute } from './run-context.js';
 
 export interface SqlEmbedStepOptions {
   name: string;
@@ -22,11 +22,13 @@ export function sqlEmbedStep(o: SqlEmbedStepOptions): SqlEmbedStep {
   return {
     name: o.name,
     run: async (ctx, input) => {
-      const text = substitute(o.text, await runContext(ctx.db, ctx, input)).trim();
-      // Nothing to embed (a NULL or empty column): a null embedding, which a SQL step can store as NULL.
+      const c = await runContext(ctx.db, ctx, input);
+      const text = substitute(o.text, c).trim();
       held ??= acquireEmbedder(o.spec);
       const embedder = await held.embedder;
-      if (text === '') return { embedding: null, model: embedder.model, dimensions: embedder.dimensions };
+      // Nothing to embed (every placeholder NULL or empty: 'Title: ' of a NULL title is not a text):
+      // a null embedding, which a SQL step can store as NULL.
+      if (text === '' || allPlaceholdersEmpty(o.text, c)) return { embedding: null, model: embedder.model, dimensions: embedder.dimensions };
       const [vector] = await embedder.embed([text], ctx.signal);
       return { embedding: Array.from(vector!) as Json, model: embedder.model, dimensions: embedder.dimensions };
     },

@@ -147,6 +147,7 @@ describe('authorization of the SQL API', () => {
     expect(await q(A, `SELECT walflow.sql_step('a', 'SELECT 1')`)).toEqual({ kind: 'sql', name: 'a', statement: 'SELECT 1' });
     expect(await q(A, `SELECT walflow.http_step('h', 'post', 'https://x.example/')`)).toEqual({ kind: 'http', name: 'h', method: 'POST', url: 'https://x.example/', headers: {} });
     expect(await q(A, `SELECT walflow.sleep_step('s', '10m')`)).toEqual({ name: 's', sleep: '10m' });
+    expect(await q(A, `SELECT walflow.embed_step('e', ':input.row.body')`)).toEqual({ kind: 'embed', name: 'e', text: ':input.row.body', embedder: 'local' });
     expect(await q(A, `SELECT walflow.signal_step('w', 'shipped', '24h')`)).toEqual({ name: 'w', waitFor: { signal: 'shipped', timeout: '24h' } });
     expect(await q(A, `SELECT walflow.sql_step_function('p', 's', 2)`)).toBe('walflow_steps."p/s/v2"');
     expect(await q(A, `SELECT walflow.compile_sql_step('SELECT :input.id')`)).toMatch(/\(\$1 #>> ARRAY\['input', 'id'\]::text\[\]\)/);
@@ -174,7 +175,7 @@ describe('authorization of the SQL API', () => {
     expect(fns).toEqual([
       'alter_pipeline', 'caller_role', 'caller_starter', 'cancel', 'cancel_tree', 'check_embedding_definition', 'check_pipeline_source',
       'check_source_table', 'child_finished', 'compile_sql_step', 'contested_keys', 'create_embedding_pipeline', 'create_pipeline',
-      'create_schedule', 'define_row_filter', 'define_sql_steps', 'drop_pipeline', 'drop_schedule', 'http_step', 'list_runs',
+      'create_schedule', 'define_row_filter', 'define_sql_steps', 'drop_pipeline', 'drop_schedule', 'embed_step', 'http_step', 'list_runs',
       'pipeline_definition', 'result', 'retry', 'retry_failed', 'save_pipeline', 'signal', 'signal_key', 'signal_step', 'sleep_step',
       'sql_step', 'sql_step_function', 'start', 'start_batch', 'status', 'supersede', 'uuid_v7',
     ]);

@@ -13,6 +13,7 @@ import { startFakeEmbeddingsServer } from '../../fixtures/fake-embeddings-server
 import { useTestDatabase, withAdmin } from '../../harness/db.js';
 import { waitFor } from '../../harness/wait.js';
 import { asRole } from '../chaos/support/roles.js';
+import { LOCAL_DIMENSIONS, LOCAL_MODEL_NAME } from '../../../src/steps/embedders/local-model.js';
 
 const db = useTestDatabase();
 const sfx = randomBytes(3).toString('hex');
@@ -73,7 +74,10 @@ describe('defining pipelines from SQL', () => {
     const steps = (s: string, source = 'NULL') => err(`SELECT walflow.create_pipeline('s1', ${s}, ${source})`);
     expect(await steps(`ARRAY[]::jsonb[]`)).toBe('walflow: pipeline "s1" needs at least one step (walflow.sql_step(name, statement), walflow.http_step(...), …)');
     expect(await steps(`ARRAY[walflow.sql_step('a', 'SELECT 1'), walflow.sql_step('a', 'SELECT 2')]`)).toBe('walflow: pipeline "s1": duplicate step name "a"');
-    expect(await steps(`ARRAY['{"name": "x"}'::jsonb]`)).toBe('walflow: pipeline "s1": step 1 ("x") is not a step: build it with walflow.sql_step, walflow.http_step, walflow.sleep_step or walflow.signal_step');
+    expect(await steps(`ARRAY['{"name": "x"}'::jsonb]`)).toBe('walflow: pipeline "s1": step 1 ("x") is not a step: build it with walflow.sql_step, walflow.http_step, walflow.embed_step, walflow.sleep_step or walflow.signal_step');
+    expect(await steps(`ARRAY[walflow.embed_step('e', ':input.text', 'bert')]`)).toBe('walflow: pipeline "s1": step "e": unknown embedder "bert" (use \'local\' or \'openai\')');
+    expect(await steps(`ARRAY[walflow.embed_step('e', ':input.text', 'openai', 'https://api.example.com/v1', 'm', 8, 'sk-live-123 key')]`)).toBe('walflow: pipeline "s1": step "e": api_key_env must be the NAME of an environment variable holding the key, not the key itself');
+    expect(await steps(`ARRAY[walflow.embed_step('e', ':input.text', 'openai')]`)).toBe('walflow: pipeline "s1": step "e": an openai embedder needs base_url (http or https), model and dimensions');
     expect(await steps(`ARRAY[walflow.sql_step('a', 'SELEC 1')]`)).toBe('walflow: pipeline "s1": step "a": syntax error at or near "SELEC"');
     expect(await steps(`ARRAY[walflow.sql_step('a', 'SELECT 1')]`, `'{"table": "sp_notes", "events": ["upsert"]}'`)).toBe('walflow: pipeline "s1": unknown source event "upsert" (use insert, update, delete, truncate)');
     expect(await steps(`ARRAY[walflow.sql_step('a', 'SELECT 1')]`, `'{"table": "sp_notes", "columns": ["nope"]}'`)).toBe('walflow: pipeline "s1": public.sp_notes has no column "nope"');
@@ -313,4 +317,31 @@ describe('defining pipelines from SQL', () => {
     await engine.stop();
     engine = undefined;
   });
+
+  it('embedding steps from SQL: a text of the run embedded by the local model, stored by the next SQL step; an empty text gives a NULL embedding', async () => {
+    await engine?.stop();
+    engine = undefined;
+    await db.pool.query(`CREATE TABLE sp_vecs (id int PRIMARY KEY, v vector(${LOCAL_DIMENSIONS}))`);
+    await db.pool.query(`GRANT INSERT ON sp_vecs TO ${ADMIN}`);
+    await asRole(db.url, ADMIN, PASSWORD, (c) => c.query(`SELECT walflow.create_pipeline('sp-embed', ARRAY[
+      walflow.embed_step('e', 'Note: :input.text'),
+      walflow.sql_step('store', 'INSERT INTO sp_vecs (id, v) VALUES (:input.id::int, :prev.embedding::vector)')])`));
+    const rows = (await readSqlPipelines(db.pool)).filter((r) => r.name === 'sp-embed');
+    const pipelines = rows.map((r) => buildSqlPipeline(r, { hostPolicy: {} }));
+    engine = new Engine({ url: db.url, pipelines, pollIntervalMs: 50 });
+    await engine.register();
+    await engine.runWorkers();
+    await q(`SELECT walflow.start('sp-embed', '{"id": 1, "text": "the cat sat on the mat"}')`);
+    await q(`SELECT walflow.start('sp-embed', '{"id": 2, "text": ""}')`);
+    await waitFor('both stored', async () => (await q(`SELECT 1 FROM sp_vecs`)).length === 2, 60_000);
+    const [one] = await q<{ dims: number; norm: number }>(`SELECT vector_dims(v) AS dims, round((v <#> v)::numeric * -1, 2)::float8 AS norm FROM sp_vecs WHERE id = 1`);
+    expect(one!.dims).toBe(LOCAL_DIMENSIONS);
+    expect(one!.norm).toBeGreaterThan(0);
+    expect(await q(`SELECT v FROM sp_vecs WHERE id = 2`)).toEqual([{ v: null }]);
+    const [out] = await q<{ output: { model: string; dimensions: number } }>(`SELECT s.output FROM walflow.steps s JOIN walflow.runs r ON r.id = s.run_id WHERE r.pipeline = 'sp-embed' AND s.step = 'e' AND r.input->>'id' = '1'`);
+    expect(out!.output).toMatchObject({ model: LOCAL_MODEL_NAME, dimensions: LOCAL_DIMENSIONS });
+    await engine.stop();
+    engine = undefined;
+    for (const p of pipelines) await p.close?.();
+  }, 120_000);
 });
