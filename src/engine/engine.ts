@@ -175,14 +175,14 @@ export class Engine {
       write: (items) => writeCheckpoints(this.pool, items), idOf: (i) => i.run_id, maxBatch: 2000, parallel: 2,
     });
     const failures = new GroupWriter<FailureItem>({
-      write: (items) => writeFailures(this.pool, items, this.owner), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
+      write: (items) => writeFailures(this.pool, items, this.owner), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1, ordered: true,
     });
     // Sleeps park and wake in bulk (100,000 runs waking at one instant): group-committed too.
     const sleepParks = new GroupWriter<SleepPark>({
       write: async (items) => {
         const parked = await writeSleepParks(this.pool, items, this.owner);
         return { has: (id: string) => parked.has(id) };
-      }, idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,
+      }, idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1, ordered: true,
     });
     const wakes = new GroupWriter<CheckpointItem>({
       write: (items) => writeWakeCheckpoints(this.pool, items), idOf: (i) => i.run_id, maxBatch: 1000, parallel: 1,

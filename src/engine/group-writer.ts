@@ -9,6 +9,11 @@ export interface GroupWriterOptions<T> {
   maxBatch: number;
   /** Statements in flight at once (each uses its own connection). */
   parallel: number;
+  /**
+   * Send each batch in id order: for statements that update several runs' rows, so that they lock
+   * them in the order lease renewals do (by primary key) and cannot deadlock with them.
+   */
+  ordered?: boolean;
 }
 
 interface Pending<T> {
@@ -38,9 +43,7 @@ export class GroupWriter<T> {
   private pump(): void {
     while (this.queue.length > 0 && this.inFlight < this.opts.parallel) {
       const batch = this.queue.splice(0, this.opts.maxBatch);
-      // In run id order: statements that update several runs' rows (these batches, lease renewals,
-      // which scan the primary key) then lock them in the same order and cannot deadlock each other.
-      batch.sort((x, y) => compare(this.opts.idOf(x.item), this.opts.idOf(y.item)));
+      if (this.opts.ordered) batch.sort((x, y) => compare(this.opts.idOf(x.item), this.opts.idOf(y.item)));
       this.inFlight++;
       void this.flush(batch);
     }
