@@ -8,7 +8,7 @@ import { NonRetryableError } from './retry.js';
 import { inRunTransaction } from './run-transaction.js';
 import { cancelChildren, insertChildren, readChildren, type ChildState } from './sql/children.js';
 import { isDue, parkRun, readWait } from './sql/waits.js';
-import { finished, finishWait, parkSpec, type WaitArgs, type WaitOutcome } from './wait-steps.js';
+import { finished, finishWait, parkSpec, type WaitArgs, type WaitOutcome } from './wait-common.js';
 
 const UNFINISHED = new Set(['queued', 'waiting', 'running']);
 

@@ -1,28 +1,14 @@
 // Sleeps and signals: a parked run holds nothing, wakes on time (never early), consumes each signal
 // once, and says what it waits for in walflow.status and the timeline.
-import { afterEach, describe, expect, it } from 'vitest';
-import { Engine } from '../../../src/engine/engine.js';
-import { definePipeline, type Pipeline } from '../../../src/pipeline/define.js';
-import { useTestDatabase } from '../../harness/db.js';
+import { describe, expect, it } from 'vitest';
+import { definePipeline } from '../../../src/pipeline/define.js';
 import { waitFor } from '../../harness/wait.js';
+import { useWaitEngine } from './support.js';
 
-const db = useTestDatabase();
-let engine: Engine | undefined;
-afterEach(async () => {
-  await engine?.stop();
-  engine = undefined;
-});
-
-async function run(pipelines: Pipeline[]): Promise<Engine> {
-  engine = new Engine({ url: db.url, pipelines, pollIntervalMs: 200, leaseMs: 2000 });
-  await engine.register();
-  await engine.runWorkers();
-  return engine;
-}
-
-const q = async (sql: string, params: unknown[] = []) => (await db.pool.query(sql, params)).rows;
-const status = async (id: string) => (await q('SELECT status FROM walflow.runs WHERE id = $1', [id]))[0].status as string;
-const until = (id: string, s: string, ms = 15_000) => waitFor(`run ${id} ${s}`, async () => (await status(id)) === s, ms, 20);
+const t = useWaitEngine();
+const { db, q, status } = t;
+const run = t.run;
+const until = t.until;
 const errOf = async (sql: string, params: unknown[]) => db.pool.query(sql, params).then(() => 'no error', (e: { code: string; message: string }) => `${e.code}: ${e.message}`);
 
 describe('sleep', () => {
