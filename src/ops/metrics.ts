@@ -24,13 +24,15 @@ export class WalflowMetrics {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     new client.Gauge({
-      name: 'walflow_runs', help: 'Runs by pipeline and status (completed: last hour)', labelNames: ['pipeline', 'status'], registers: [this.registry],
+      name: 'walflow_runs', help: 'Runs by pipeline and status (completed: last hour; waiting: for a retry; parked runs by what they wait for: sleeping, awaiting_signal, awaiting_children, repeating)', labelNames: ['pipeline', 'status'], registers: [this.registry],
       async collect() {
         if (!self.db) return;
         this.reset();
-        const { rows } = await self.db.query<{ pipeline: string; queued: string; running: string; waiting: string; failed: string; completed_1h: string }>('SELECT pipeline, queued, running, waiting, failed, completed_1h FROM walflow.status');
+        const statuses = ['queued', 'running', 'waiting', 'failed', 'sleeping', 'awaiting_signal', 'awaiting_children', 'repeating'] as const;
+        const { rows } = await self.db.query<Record<(typeof statuses)[number] | 'pipeline' | 'completed_1h', string>>(
+          `SELECT pipeline, ${statuses.join(', ')}, completed_1h FROM walflow.status`);
         for (const r of rows) {
-          for (const s of ['queued', 'running', 'waiting', 'failed'] as const) this.set({ pipeline: r.pipeline, status: s }, Number(r[s]));
+          for (const s of statuses) this.set({ pipeline: r.pipeline, status: s }, Number(r[s]));
           this.set({ pipeline: r.pipeline, status: 'completed_1h' }, Number(r.completed_1h));
         }
       },

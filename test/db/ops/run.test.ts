@@ -83,6 +83,8 @@ describe('walflow run', () => {
     // Queue gauges are read from the database at scrape time.
     expect(metric(m, 'walflow_runs', { pipeline: 'ops-elsewhere', status: 'queued' })).toBe(3);
     expect(metric(m, 'walflow_runs', { pipeline: 'ops-items', status: 'queued' })).toBe(0);
+    // Parked runs (durable waits) have their own statuses, apart from retries (waiting).
+    for (const status of ['sleeping', 'awaiting_signal', 'awaiting_children', 'repeating']) expect(metric(m, 'walflow_runs', { pipeline: 'ops-items', status })).toBe(0);
     expect(metric(m, 'walflow_runs', { pipeline: 'ops-items', status: 'completed_1h' })).toBe(items.completed);
     expect(metric(m, 'walflow_runs', { pipeline: 'ops-inserts', status: 'completed_1h' })).toBe(20);
     expect(metric(m, 'walflow_oldest_queued_seconds', { pipeline: 'ops-elsewhere' })).toBeGreaterThan(0);
