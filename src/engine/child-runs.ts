@@ -7,7 +7,8 @@ import { parseDuration } from '../util/duration.js';
 import { NonRetryableError } from './retry.js';
 import { inRunTransaction } from './run-transaction.js';
 import { cancelChildren, insertChildren, readChildren, type ChildState } from './sql/children.js';
-import { isDue, parkRun, readWait } from './sql/waits.js';
+import { isDue, parkRun, readWait, type ParkSpec } from './sql/waits.js';
+import type pg from 'pg';
 import { finished, finishWait, parkSpec, type WaitArgs, type WaitOutcome } from './wait-common.js';
 
 const UNFINISHED = new Set(['queued', 'waiting', 'running']);
@@ -47,13 +48,47 @@ export async function startChildren(a: WaitArgs, step: ChildrenStep): Promise<Wa
       const error = new NonRetryableError(`children: unknown pipeline${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')} (see SELECT name FROM walflow.pipelines)`);
       return { commit: false, value: { kind: 'failed', error, retryable: false } as WaitOutcome };
     }
-    // Children that already ended (a re-execution after a crash) are counted from their rows.
-    const states = await readChildren(tx, a.run.id, a.ord);
-    const left = states.filter((c) => UNFINISHED.has(c.status)).length;
-    const until = await parkRun(tx, parkSpec(a, 'children', timeout, { children: states.length, childrenLeft: left, mode: mode(step) }));
-    return { commit: true, value: { kind: 'parked', until } as WaitOutcome };
+    // Children that already ended (the step run again after a cancel and a retry, or after a
+    // crash) may decide the join now: nothing else would wake the parent for them.
+    return settle(tx, a, step, await readChildren(tx, a.run.id, a.ord), timeout);
   });
-  return r.owned ? r.value : { kind: 'lost' };
+  return afterCommit(a, r);
+}
+
+/**
+ * Decides the join from the children's rows, inside the parent's run transaction: finish the step,
+ * fail it, or park (again) for the children still running. Children to cancel (a race's losers, the
+ * rest of a failed join) are cancelled after this transaction commits (afterCommit), never inside
+ * it: a child's end locks its parent's row (child_finished.sql), so a parent locking its children
+ * while holding its own row could deadlock with it.
+ */
+async function settle(tx: pg.PoolClient, a: WaitArgs, step: ChildrenStep, states: ChildState[], until: ParkSpec['until'], timedOut = false): Promise<{ commit: boolean; value: WaitOutcome }> {
+  const d = decide(step, states);
+  if (d.kind === 'done') {
+    const r = finished(await finishWait(tx, a, d.output), d.output);
+    return { ...r, value: withCancel(r.value, d.cancel) };
+  }
+  const unfinished = states.filter((c) => UNFINISHED.has(c.status)).map((c) => c.id);
+  if (d.kind === 'fail' || timedOut) {
+    const error = d.kind === 'fail' ? d.error : new NonRetryableError(`children: ${unfinished.length} of ${states.length} children had not finished at the step's timeout; they were cancelled`);
+    return { commit: true, value: withCancel({ kind: 'failed', error, retryable: false }, unfinished) };
+  }
+  const at = await parkRun(tx, parkSpec(a, 'children', until, { children: states.length, childrenLeft: unfinished.length, mode: mode(step) }));
+  return { commit: true, value: { kind: 'parked', until: at } };
+}
+
+type Settled = WaitOutcome & { cancel?: string[] };
+
+function withCancel(o: WaitOutcome, cancel: string[]): Settled {
+  return cancel.length > 0 ? { ...o, cancel } : o;
+}
+
+/** Cancels what the committed decision left over (each child with its descendants, children first). */
+async function afterCommit(a: WaitArgs, r: { owned: true; value: Settled } | { owned: false }): Promise<WaitOutcome> {
+  if (!r.owned) return { kind: 'lost' };
+  const { cancel, ...outcome } = r.value;
+  if (cancel && cancel.length > 0) await cancelChildren(a.pool, cancel);
+  return outcome as WaitOutcome;
 }
 
 type Decision = { kind: 'wait' } | { kind: 'done'; output: Json; cancel: string[] } | { kind: 'fail'; error: Error; cancel: string[] };
@@ -85,24 +120,14 @@ function describe(failed: ChildState[]): string {
 
 export async function continueChildren(a: WaitArgs, step: ChildrenStep): Promise<WaitOutcome> {
   const r = await inRunTransaction(a.pool, a.run.id, a.owner, async (tx) => {
+    // The run's row lock (taken by inRunTransaction) holds back any child's end until this
+    // transaction commits: a child that ends meanwhile then counts against the new wait and wakes
+    // the parked parent (child_finished.sql), rather than finding it running and not waking it.
     const states = await readChildren(tx, a.run.id, a.ord);
-    const d = decide(step, states);
-    if (d.kind === 'done') {
-      await cancelChildren(tx, d.cancel);
-      return finished(await finishWait(tx, a, d.output), d.output);
-    }
     const wait = await readWait(tx, a.run.id);
-    const timedOut = d.kind === 'wait' && wait?.step_index === a.ord && (await isDue(tx, wait.until));
-    if (d.kind === 'fail' || timedOut) {
-      const unfinished = states.filter((c) => UNFINISHED.has(c.status)).map((c) => c.id);
-      await cancelChildren(tx, unfinished);
-      const error = d.kind === 'fail' ? d.error : new NonRetryableError(`children: ${unfinished.length} of ${states.length} children had not finished at the step's timeout; they were cancelled`);
-      return { commit: true, value: { kind: 'failed', error, retryable: false } as WaitOutcome };
-    }
-    // Woken early (a spurious wake, or a child ended without deciding the join): wait on.
-    const left = states.filter((c) => UNFINISHED.has(c.status)).length;
-    const until = await parkRun(tx, parkSpec(a, 'children', wait?.until ? { at: wait.until } : null, { children: states.length, childrenLeft: left, mode: mode(step) }));
-    return { commit: true, value: { kind: 'parked', until } as WaitOutcome };
+    const mine = wait?.step_index === a.ord ? wait : undefined;
+    const timedOut = decide(step, states).kind === 'wait' && mine !== undefined && (await isDue(tx, mine.until));
+    return settle(tx, a, step, states, mine?.until ? { at: mine.until } : null, timedOut);
   });
-  return r.owned ? r.value : { kind: 'lost' };
+  return afterCommit(a, r);
 }

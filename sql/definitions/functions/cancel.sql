@@ -12,8 +12,10 @@ DECLARE
   v_starter text := walflow.caller_starter();
   v_status  text;
 BEGIN
+  -- Not locked here: walflow.cancel_tree locks the tree children first (see there), and skips what
+  -- finished meanwhile.
   SELECT r.status INTO v_status FROM walflow.runs r
-   WHERE r.id = run AND (v_starter IS NULL OR r.started_by = v_starter) FOR UPDATE;
+   WHERE r.id = run AND (v_starter IS NULL OR r.started_by = v_starter);
   IF NOT FOUND THEN
     RAISE EXCEPTION 'walflow: no run %', run USING ERRCODE = 'WF003';
   END IF;
@@ -21,6 +23,8 @@ BEGIN
     RETURN false;
   END IF;
   PERFORM walflow.cancel_tree(run);
-  RETURN true;
+  -- Whether the run itself was cancelled (it may have finished since it was read). A statement of
+  -- its own, so that it sees what cancel_tree changed.
+  RETURN EXISTS (SELECT 1 FROM walflow.runs r WHERE r.id = run AND r.status = 'cancelled' AND r.finished_at = now());
 END;
 $$;

@@ -11,13 +11,15 @@ DECLARE
 BEGIN
   FOR v_id, v_was IN
     WITH RECURSIVE tree AS (
-      SELECT r.id FROM walflow.runs r WHERE r.id = run
+      SELECT r.id, 0 AS depth FROM walflow.runs r WHERE r.id = run
       UNION ALL
-      SELECT c.id FROM walflow.runs c JOIN tree t ON c.parent_run_id = t.id
+      SELECT c.id, t.depth + 1 FROM walflow.runs c JOIN tree t ON c.parent_run_id = t.id
     )
+    -- Deepest first, then by id: a child's end locks the child, then its parent
+    -- (child_finished.sql); locking in the same direction cannot deadlock with it.
     SELECT r.id, r.status FROM walflow.runs r JOIN tree t ON t.id = r.id
      WHERE r.status IN ('queued', 'waiting', 'running')
-     ORDER BY r.id FOR UPDATE OF r
+     ORDER BY t.depth DESC, r.id FOR UPDATE OF r
   LOOP
     UPDATE walflow.runs SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
      WHERE id = v_id;

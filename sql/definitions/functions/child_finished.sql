@@ -9,6 +9,11 @@ DECLARE
   v_mode text;
   v_pipeline text;
 BEGIN
+  -- The parent's row first: a parent deciding its join holds it (src/engine/child-runs.ts), so this
+  -- child's end waits for that decision to commit and then counts against the wait it left — never
+  -- against an old one while the parent, still running, cannot be woken. Locks go child, then
+  -- parent, everywhere (walflow.cancel_tree locks a tree deepest first).
+  PERFORM 1 FROM walflow.runs r WHERE r.id = NEW.parent_run_id FOR NO KEY UPDATE;
   UPDATE walflow.waits w SET children_left = greatest(w.children_left - 1, 0)
    WHERE w.run_id = NEW.parent_run_id AND w.step_index = NEW.parent_step_index AND w.kind = 'children'
   RETURNING w.children_left, w.mode, w.pipeline INTO v_left, v_mode, v_pipeline;

@@ -71,6 +71,17 @@ describe('child runs', () => {
     expect(await t.q('SELECT * FROM walflow.waits WHERE run_id = $1', [id])).toEqual([]);
   });
 
+  it('a parent retried after its children ended decides at once (it is not parked for children that will never end again)', async () => {
+    const e = await t.run([square, parent('all', 'collect')]);
+    const id = await e.start('fan-all-collect', { items: [{ n: 1, slowMs: 20_000 }, { n: 2, slowMs: 20_000 }] });
+    await t.until(id, 'waiting');
+    await t.q(`SELECT walflow.cancel($1)`, [id]); // cancels the children too
+    expect(await t.q(`SELECT walflow.retry($1) AS ok`, [id])).toEqual([{ ok: true }]);
+    await t.until(id, 'completed');
+    expect((await t.result(id)).got.map((c: { status?: string }) => c.status)).toEqual(['cancelled', 'cancelled']);
+    expect(await t.q(`SELECT count(*)::int AS n FROM walflow.runs WHERE parent_run_id = $1`, [id])).toEqual([{ n: 2 }]); // none started twice
+  });
+
   it('a child of an unknown pipeline fails the parent with the name', async () => {
     const e = await t.run([definePipeline({ name: 'lost-kids', steps: [{ name: 'fan', children: () => [{ pipeline: 'nope', input: {} }] }] })]);
     const id = await e.start('lost-kids', {});
