@@ -17,17 +17,16 @@ export interface RunFamily {
   parent: FamilyRun | null;
 }
 
+/** Four short reads, one after the other: `db` may be a single client (the CLI's), which runs one query at a time. */
 export async function readRunFamily(db: Queryable, id: string, status: string, childLimit: number): Promise<RunFamily> {
-  const [w, c, n, p] = await Promise.all([
-    // A wait row is deleted with its step's checkpoint; only a waiting run is parked in one.
-    db.query(`SELECT step, kind, until, signal, children, children_left, mode, repeats, since FROM walflow.waits
-               WHERE run_id = $1 AND $2 = 'waiting'`, [id, status]),
-    db.query(`SELECT parent_step_index AS step_index, child_index, id, pipeline, status FROM walflow.runs WHERE parent_run_id = $1
-               ORDER BY parent_step_index, child_index LIMIT $2`, [id, childLimit]),
-    db.query('SELECT count(*) AS n FROM walflow.runs WHERE parent_run_id = $1', [id]),
-    db.query(`SELECT p.id, p.pipeline, p.status, r.child_index FROM walflow.runs r JOIN walflow.runs p ON p.id = r.parent_run_id
-               WHERE r.id = $1`, [id]),
-  ]);
+  // A wait row is deleted with its step's checkpoint; only a waiting run is parked in one.
+  const w = await db.query(`SELECT step, kind, until, signal, children, children_left, mode, repeats, since FROM walflow.waits
+               WHERE run_id = $1 AND $2 = 'waiting'`, [id, status]);
+  const c = await db.query(`SELECT parent_step_index AS step_index, child_index, id, pipeline, status FROM walflow.runs WHERE parent_run_id = $1
+               ORDER BY parent_step_index, child_index LIMIT $2`, [id, childLimit]);
+  const n = await db.query('SELECT count(*) AS n FROM walflow.runs WHERE parent_run_id = $1', [id]);
+  const p = await db.query(`SELECT p.id, p.pipeline, p.status, r.child_index FROM walflow.runs r JOIN walflow.runs p ON p.id = r.parent_run_id
+               WHERE r.id = $1`, [id]);
   return {
     waitingFor: (w.rows[0] as WaitRow | undefined) ?? null,
     children: c.rows as FamilyRun[],
