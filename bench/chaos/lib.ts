@@ -103,17 +103,6 @@ export async function killAll(): Promise<void> {
   spawned.clear();
 }
 
-/** A throwaway cluster for one scenario: every walflow process killed and the cluster removed after `fn`, whatever happens. */
-export async function withCluster<T>(label: string, fn: (c: ChaosCluster) => Promise<T>): Promise<T> {
-  const c = await startCluster(label);
-  try {
-    return await fn(c);
-  } finally {
-    await killAll();
-    await c.destroy();
-  }
-}
-
 export interface RunnerOptions {
   /** `--only`: the pipelines to load (omitted: every pipeline of the directory and every one defined in SQL). */
   only?: string;

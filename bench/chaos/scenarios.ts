@@ -12,8 +12,8 @@ import { fakeEmbedding, startFakeEmbeddingsServer, type FaultSpec } from '../../
 import { CHAOS_CHUNKING } from '../../test/fixtures/chaos/pipelines/embed.js';
 import { createCountedSchema, createDocsSchema, docBody } from '../../test/fixtures/chaos/schema.js';
 import {
-  checkCounted, itemsLoad, leaderPid, memoryOf, num, q, ROOT, secretLeaks, settle, sleep, slotCaughtUp,
-  spawnWalflow, waitReady, walflowEnv, withCluster, type Invariants, type Runner,
+  checkCounted, killAll, itemsLoad, leaderPid, memoryOf, num, q, ROOT, secretLeaks, settle, sleep, slotCaughtUp,
+  spawnWalflow, startCluster, waitReady, walflowEnv, type ChaosCluster, type Invariants, type Runner,
 } from './lib.js';
 import { childrenScenario, signalsScenario, sleepersScenario } from './wait-scenarios.js';
 import { sqlPipelinesScenario } from './sql-pipelines.js';
@@ -105,6 +105,16 @@ function result(scenario: string, t0: number, inv: Invariants | undefined, extra
   }
   if (r.slotCaughtUp === false) r.problems.push('the slot did not catch up with the last write');
   return r;
+}
+
+async function withCluster<T>(label: string, fn: (c: ChaosCluster) => Promise<T>): Promise<T> {
+  const c = await startCluster(label);
+  try {
+    return await fn(c);
+  } finally {
+    await killAll();
+    await c.destroy();
+  }
 }
 
 /** SIGTERM (graceful stop) to every runner still alive, at once; each must exit 0. */

@@ -18,7 +18,7 @@
 // step functions went fails with "function … does not exist": visible, not lost).
 // And the slot: its confirmed_flush_lsn reaches past a last write made after everything else.
 import path from 'node:path';
-import { leaderPid, num, q, ROOT, sleep, spawnWalflow, waitReady, withCluster, type Runner } from './lib.js';
+import { killAll, leaderPid, num, q, ROOT, sleep, spawnWalflow, startCluster, waitReady, type Runner } from './lib.js';
 import type { ScenarioOptions, ScenarioResult } from './scenarios.js';
 
 const DIR = path.join(ROOT, 'test/fixtures/chaos/sql-pipelines');
@@ -58,7 +58,8 @@ CREATE TABLE chaos_sql_mirror (pipeline text NOT NULL, id int NOT NULL, v int, P
 
 export async function sqlPipelinesScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const t0 = Date.now();
-  return withCluster('sqlpipe', async (c) => {
+  const c = await startCluster('sqlpipe');
+  try {
     const problems: string[] = [];
     await c.pool.query(SCHEMA);
     for (let i = 1; i <= PIPELINES; i++) {
@@ -211,5 +212,8 @@ export async function sqlPipelinesScenario(o: ScenarioOptions): Promise<Scenario
       seconds: Math.round((Date.now() - t0) / 100) / 10, problems,
       metrics: { changes: rows, writeTransactions: writes, kills, leaderKills, ...m },
     };
-  });
+  } finally {
+    await killAll();
+    await c.destroy();
+  }
 }

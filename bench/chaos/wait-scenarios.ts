@@ -3,8 +3,18 @@
 // under kills. Fixtures: test/fixtures/chaos/pipelines/waits.ts (every effect through ctx.tx, so one
 // row per effect is one committed execution). Each scenario counts what was lost and duplicated.
 import { CHILDREN_PER_PARENT, SIGNALS_PER_RUN } from '../../test/fixtures/chaos/pipelines/waits.js';
-import { num, q, sleep, spawnWalflow, unfinished, waitReady, withCluster, type ChaosCluster, type Runner } from './lib.js';
+import { killAll, num, q, sleep, spawnWalflow, startCluster, unfinished, waitReady, type ChaosCluster, type Runner } from './lib.js';
 import type { ScenarioOptions, ScenarioResult } from './scenarios.js';
+
+async function withCluster<T>(label: string, fn: (c: ChaosCluster) => Promise<T>): Promise<T> {
+  const c = await startCluster(label);
+  try {
+    return await fn(c);
+  } finally {
+    await killAll();
+    await c.destroy();
+  }
+}
 
 /** Processes of `only`, all ready. */
 async function spawnReady(c: ChaosCluster, only: string, n: number): Promise<Runner[]> {

@@ -1,21 +1,39 @@
-// What the console reads and does for durable waits: what a run is parked on, its child runs and
-// its parent (src/ops/run-family.ts, as `walflow inspect` shows them), the parked counts per
-// pipeline (walflow.status), and sending a signal (walflow.signal: the same checks as SQL and the CLI).
+// What the console reads and does for durable waits: what a run is parked on (walflow.waits, as
+// `walflow inspect` shows it), its child runs and its parent, the parked counts per pipeline
+// (walflow.status), and sending a signal (walflow.signal: the same checks as SQL and the CLI).
 import type pg from 'pg';
 import { num } from '../ops/output.js';
-import { readRunFamily as readFamily, type RunFamily } from '../ops/run-family.js';
 
+export interface WaitRow {
+  step: string; kind: 'sleep' | 'signal' | 'children' | 'repeat'; until: Date | null; signal: string | null;
+  children: number | null; children_left: number | null; mode: string | null; repeats: number; since: Date;
+}
+export interface FamilyRun { id: string; pipeline: string; status: string; child_index: number | null }
+export interface RunFamily {
+  waitingFor: WaitRow | null;
+  /** The first CHILDREN_SHOWN children, in start order; `childCount` is all of them. */
+  children: FamilyRun[];
+  childCount: number;
+  parent: FamilyRun | null;
+}
 /** Set by the signal POST: the outcome shown above the form (and the values typed, kept on an error). */
 export interface SignalNotice { ok: boolean; text: string; name?: string; payload?: string }
 export interface ParkedCounts { sleeping: number; awaiting_signal: number; awaiting_children: number; repeating: number }
 
-/** Children listed on a run's page (their count is shown in full). */
 export const CHILDREN_SHOWN = 100;
 
-export type { FamilyRun, RunFamily, WaitRow } from '../ops/run-family.js';
-
-export function readRunFamily(db: pg.Pool, id: string, status: string): Promise<RunFamily> {
-  return readFamily(db, id, status, CHILDREN_SHOWN);
+export async function readRunFamily(db: pg.Pool, id: string, status: string): Promise<RunFamily> {
+  const [w, c, n, p] = await Promise.all([
+    // A waits row outlives nothing: it is deleted with the checkpoint, but only a waiting run is parked.
+    db.query(`SELECT step, kind, until, signal, children, children_left, mode, repeats, since FROM walflow.waits
+               WHERE run_id = $1 AND $2 = 'waiting'`, [id, status]),
+    db.query(`SELECT id, pipeline, status, child_index FROM walflow.runs WHERE parent_run_id = $1
+               ORDER BY parent_step_index, child_index LIMIT ${CHILDREN_SHOWN}`, [id]),
+    db.query('SELECT count(*) AS n FROM walflow.runs WHERE parent_run_id = $1', [id]),
+    db.query(`SELECT p.id, p.pipeline, p.status, r.child_index FROM walflow.runs r JOIN walflow.runs p ON p.id = r.parent_run_id
+               WHERE r.id = $1`, [id]),
+  ]);
+  return { waitingFor: (w.rows[0] as WaitRow | undefined) ?? null, children: c.rows as FamilyRun[], childCount: num(n.rows[0]?.n) ?? 0, parent: (p.rows[0] as FamilyRun | undefined) ?? null };
 }
 
 /** Parked runs by what they wait for: of one pipeline, or of all (pipeline undefined). */

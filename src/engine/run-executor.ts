@@ -3,12 +3,12 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Pipeline } from '../pipeline/define.js';
-import type { Json, StepContext, StepDefinition } from '../pipeline/types.js';
+import type { Json, StepDefinition } from '../pipeline/types.js';
 import type { StepBatcher } from './batcher.js';
 import type { GroupWriter } from './group-writer.js';
 import { isRetryable, maxAttempts, NonRetryableError, OutputNotJsonError, retryDelayMs, RunInputError, StepTimeoutError, toStoredError } from './retry.js';
 import type { RunControl } from './run-control.js';
-import { finishTx, invokeStep, type InvokeArgs } from './step-invoker.js';
+import { finishTx, invokeStep } from './step-invoker.js';
 import { completeRuns, type CheckpointItem } from './sql/checkpoint.js';
 import type { ClaimedRun } from './sql/claim.js';
 import type { FailureItem } from './sql/fail.js';
@@ -27,8 +27,8 @@ export interface ExecutorDeps {
   log: Logger;
   checkpoints: GroupWriter<CheckpointItem>;
   failures: GroupWriter<FailureItem>;
-  /** Group-committed parks and wakes of sleeps. */
-  sleeps: SleepGroups;
+  /** Group-committed parks and wakes of sleeps; without them, each goes through its own run transaction. */
+  sleeps?: SleepGroups;
   batcherFor: (pipeline: string, step: StepDefinition) => StepBatcher | undefined;
   /** Waits for a slot of a step with a concurrency limit (steps without one never call it). */
   acquireSlot: (pipeline: string, step: StepDefinition, control: RunControl) => Promise<() => void>;
@@ -105,12 +105,13 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
     // A condition is evaluated once, when the run reaches the step (not again when a wait resumes).
     if (step.when && !parked) {
       const when = step.when;
-      const cond = await callUserCode(args, (ctx, inp) => when(ctx, inp));
+      const cond = await invokeStep({ ...args, batcher: undefined, step: { name: step.name, timeoutMs: step.timeoutMs, run: (ctx, inp) => when(ctx, inp) } });
+      if (cond.tx) await finishTx(cond.tx, false, !cond.ok).catch(() => undefined);
       if (!cond.ok) {
         if (control.aborted) return 'lost';
         return fail(run, step, ord, cond.error, attempt, base, started, deps, isRetryable(cond.error, step.retry));
       }
-      if (!cond.value) {
+      if (!cond.output) {
         const skipped = await skipStep(deps, run, step.name, ord, input, attempt, final);
         if (skipped !== 'ok') return skipped;
         if (final) return 'completed';
@@ -123,7 +124,11 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
     if (isWaitStep(step)) {
       const w = await executeWait({
         pool: deps.pool, owner: deps.owner, run, step, ord, final, input, attempt, parked, sleeps: deps.sleeps,
-        call: (fn) => callUserCode(args, fn),
+        call: async (fn) => {
+          const o = await invokeStep({ ...args, batcher: undefined, step: { name: step.name, timeoutMs: step.timeoutMs, run: fn } });
+          if (o.tx) await finishTx(o.tx, false, !o.ok).catch(() => undefined);
+          return o.ok ? { ok: true, value: o.output as never } : { ok: false, error: o.error };
+        },
       });
       if (w.kind === 'lost') return 'lost';
       if (w.kind === 'failed') {
@@ -213,16 +218,6 @@ async function execute(run: ClaimedRun, pipeline: Pipeline, control: RunControl,
     base = 0;
   }
   return 'completed';
-}
-
-/**
- * User code that is not the step's own run (its condition, a wait's function), with the step's
- * context and timeout; a transaction it opened is rolled back (only a checkpoint commits one).
- */
-async function callUserCode<T>(args: InvokeArgs, fn: (ctx: StepContext, input: unknown) => T | Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  const o = await invokeStep({ ...args, batcher: undefined, step: { name: args.step.name, timeoutMs: args.step.timeoutMs, run: fn } });
-  if (o.tx) await finishTx(o.tx, false, !o.ok).catch(() => undefined);
-  return o.ok ? { ok: true, value: o.output as T } : { ok: false, error: o.error };
 }
 
 /** `base`: executions before the run's last manual retry; the budget and the backoff count from it. */

@@ -3,7 +3,6 @@
 // cancel or another worker. Used by the waits and by checkpoints that must change more than the
 // steps table; plain checkpoints take the group-committed path instead.
 import type pg from 'pg';
-import { transaction } from '../db/transaction.js';
 
 export type InRun<T> = { owned: true; value: T } | { owned: false };
 
@@ -16,11 +15,28 @@ export async function inRunTransaction<T>(
   pool: pg.Pool, runId: string, owner: string,
   work: (tx: pg.PoolClient) => Promise<{ commit: boolean; value: T }>,
 ): Promise<InRun<T>> {
-  return transaction<InRun<T>>(pool, async (tx) => {
+  const tx = await pool.connect();
+  let released = false;
+  const release = (err?: Error): void => {
+    if (!released) tx.release(err);
+    released = true;
+  };
+  try {
+    await tx.query('BEGIN');
     const { rowCount } = await tx.query(
       `SELECT 1 FROM walflow.runs WHERE id = $1 AND lease_owner = $2 AND status = 'running' FOR NO KEY UPDATE`, [runId, owner]);
-    if (!rowCount) return { commit: false, value: { owned: false } };
+    if (!rowCount) {
+      await tx.query('ROLLBACK');
+      release();
+      return { owned: false };
+    }
     const { commit, value } = await work(tx);
-    return { commit, value: { owned: true, value } };
-  });
+    await tx.query(commit ? 'COMMIT' : 'ROLLBACK');
+    release();
+    return { owned: true, value };
+  } catch (err) {
+    await tx.query('ROLLBACK').catch(() => undefined);
+    release(err as Error);
+    throw err;
+  }
 }

@@ -7,7 +7,6 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Queryable } from '../db/queryable.js';
-import { inTransaction } from '../db/transaction.js';
 import { nextTick } from '../pipeline/schedule.js';
 import { ticksToFire } from './schedule-ticks.js';
 import { claimDue, claimUncomputed, msUntilNextTick, setError, setTicks, type ScheduleRow } from './sql/schedules.js';
@@ -78,7 +77,7 @@ export class Scheduler {
 
   /** New or changed schedules get their first tick (after now); a timing croner cannot read gets its error. */
   private async computeNew(): Promise<void> {
-    await inTransaction(this.o.pool, async (c) => {
+    await this.inTransaction(async (c) => {
       const now = (await c.query<{ now: Date }>('SELECT now()')).rows[0]!.now;
       for (const s of await claimUncomputed(c, 100)) {
         try {
@@ -95,7 +94,7 @@ export class Scheduler {
   private async fireOne(): Promise<boolean> {
     const pipelines = this.o.pipelines();
     if (pipelines.length === 0) return false;
-    return inTransaction(this.o.pool, async (c) => {
+    return this.inTransaction(async (c) => {
       const { rows, now } = await claimDue(c, pipelines, 1);
       const s = rows[0];
       if (!s) return false;
@@ -114,5 +113,20 @@ export class Scheduler {
     }
     if (f.skipped > 0) this.o.log.info({ schedule: s.name, skipped: f.skipped, catchUp: s.catch_up }, 'schedule: missed ticks skipped by its catch-up policy');
     await setTicks(c, s.name, f.next, f.fire.at(-1) ?? null);
+  }
+
+  private async inTransaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.o.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await fn(c);
+      await c.query('COMMIT');
+      return r;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
   }
 }

@@ -30,8 +30,8 @@ export interface WaitArgs {
   attempt: number;
   /** The wait this run was parked in at this step, from the claim (undefined: reached just now). */
   parked: ParkedWait | undefined;
-  /** Group-committed parks and wakes of sleeps. */
-  sleeps: SleepGroups;
+  /** Group-committed parks and wakes of sleeps (absent: each in its own run transaction). */
+  sleeps?: SleepGroups | undefined;
   /** Calls user code of the step (a sleep's or children's function) with a full StepContext. */
   call: <T>(fn: (ctx: StepContext, input: unknown) => T | Promise<T>) => Promise<{ ok: true; value: T } | { ok: false; error: unknown }>;
 }

@@ -32,34 +32,36 @@ function toUntil(wake: WakeTime): ParkSpec['until'] {
 }
 
 async function sleepStep(a: WaitArgs, sleep: SleepStep['sleep']): Promise<WaitOutcome> {
-  // Nothing but time ends a sleep, so reaching one and waking from one need no row lock: both are
-  // group-committed (sql/waits.ts writeSleepParks, sql/checkpoint.ts writeWakeCheckpoints).
+  // The wake time is fixed when the run first reaches the step (a resumed run keeps it).
+  let until: ParkSpec['until'] | undefined;
   if (!a.parked) {
-    // The wake time is fixed when the run first reaches the step (a resumed run keeps it).
     const wake = typeof sleep === 'function' ? await a.call((ctx, input) => sleep(ctx, input)) : { ok: true as const, value: sleep };
     if (!wake.ok) return { kind: 'failed', error: wake.error, retryable: true };
-    let until: ParkSpec['until'];
     try {
       until = toUntil(wake.value);
     } catch (error) {
       return { kind: 'failed', error, retryable: false };
     }
-    const at = until && 'at' in until ? until.at : null;
-    const inMs = until && 'inMs' in until ? until.inMs : null;
-    const parked = await a.sleeps.parks.submit({ run_id: a.run.id, pipeline: a.run.pipeline, step_index: a.ord, step: a.step.name, at, in_ms: inMs });
-    return parked ? { kind: 'parked', until: at ? new Date(at) : new Date(Date.now() + inMs!) } : { kind: 'lost' };
   }
-  const output = (a.input ?? null) as Json;
-  if (a.parked.kind === 'sleep' && a.parked.until !== null && Date.parse(a.parked.until) <= a.run.claimed_at.getTime()) {
-    const item = { run_id: a.run.id, step_index: a.ord, step: a.step.name, output, attempts: a.attempt, duration_ms: 0, final: a.final };
-    return (await a.sleeps.wakes.submit(item)) ? { kind: 'done', output } : { kind: 'lost' };
+  if (a.sleeps) {
+    // Nothing but time ends a sleep: no row lock is needed, and parks and wakes group-commit.
+    const item = { run_id: a.run.id, step_index: a.ord, step: a.step.name, output: (a.input ?? null) as Json, attempts: a.attempt, duration_ms: 0, final: a.final };
+    if (a.parked?.kind === 'sleep' && a.parked.until !== null && Date.parse(a.parked.until) <= a.run.claimed_at.getTime()) {
+      return (await a.sleeps.wakes.submit(item)) ? { kind: 'done', output: item.output } : { kind: 'lost' };
+    }
+    if (!a.parked && until) {
+      const at = 'at' in until ? until.at : null;
+      const inMs = 'inMs' in until ? until.inMs : null;
+      const parked = await a.sleeps.parks.submit({ run_id: a.run.id, pipeline: a.run.pipeline, step_index: a.ord, step: a.step.name, at, in_ms: inMs });
+      return parked ? { kind: 'parked', until: at ? new Date(at) : new Date(Date.now() + inMs!) } : { kind: 'lost' };
+    }
   }
-  // Claimed before its time (a manual retry, a spurious wake): look again under the row lock, and
-  // park again until the wake time it already has.
   const r = await inRunTransaction(a.pool, a.run.id, a.owner, async (tx) => {
-    const current = await readWait(tx, a.run.id);
-    if (current && current.step_index === a.ord && (await isDue(tx, current.until))) return finished(await finishWait(tx, a, output), output);
-    const spec = parkSpec(a, 'sleep', current && current.step_index === a.ord ? { at: current.until! } : { inMs: 0 });
+    const current = a.parked ? await readWait(tx, a.run.id) : undefined;
+    if (current && current.step_index === a.ord && (await isDue(tx, current.until))) {
+      return finished(await finishWait(tx, a, (a.input ?? null) as Json), (a.input ?? null) as Json);
+    }
+    const spec = parkSpec(a, 'sleep', current && current.step_index === a.ord ? { at: current.until! } : until ?? { inMs: 0 });
     return { commit: true, value: { kind: 'parked', until: await parkRun(tx, spec) } as WaitOutcome };
   });
   return r.owned ? r.value : { kind: 'lost' };

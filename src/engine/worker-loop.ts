@@ -29,8 +29,8 @@ export interface WorkerLoopShared {
   checkpoints: GroupWriter<CheckpointItem>;
   failures: GroupWriter<FailureItem>;
   /** Sleeps parked and ended in bulk (see sql/waits.ts writeSleepParks, sql/checkpoint.ts writeWakeCheckpoints). */
-  sleepParks: GroupWriter<SleepPark>;
-  wakes: GroupWriter<CheckpointItem>;
+  sleepParks?: GroupWriter<SleepPark>;
+  wakes?: GroupWriter<CheckpointItem>;
   batchers: StepBatchers;
   slots: StepSlots;
   onRunEnd?: (pipeline: string, end: RunEnd) => void;
@@ -58,7 +58,7 @@ export class WorkerLoop {
   constructor(private readonly o: WorkerLoopOptions) {
     this.deps = {
       pool: o.pool, owner: o.owner, leaseMs: o.leaseMs, log: o.log, checkpoints: o.checkpoints, failures: o.failures,
-      sleeps: { parks: o.sleepParks, wakes: o.wakes },
+      ...(o.sleepParks && o.wakes ? { sleeps: { parks: o.sleepParks, wakes: o.wakes } } : {}),
       batcherFor: (pipeline, step) => o.batchers.for(pipeline, step),
       acquireSlot: (pipeline, step, control) => o.slots.acquire(pipeline, step, control),
       onRetryScheduled: (at) => this.wakeAt(at),

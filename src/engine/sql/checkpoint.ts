@@ -63,7 +63,10 @@ const CHECKPOINT_WAKE = checkpointSql('ON CONFLICT (run_id, step_index) DO NOTHI
 export async function writeWakeCheckpoints(db: Queryable, items: CheckpointItem[]): Promise<Applied> {
   const { json, valid, invalid } = outputsJson(items);
   if (valid.length === 0) return { has: () => false, errorOf: (id) => invalid.get(id) };
-  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT_WAKE, checkpointParams(valid, json));
+  const { rows } = await db.query<{ run_id: string }>(CHECKPOINT_WAKE, [
+    plainArray(valid.map((i) => i.run_id)), plainArray(valid.map((i) => i.step_index)), textArray(valid.map((i) => i.step)), json,
+    plainArray(valid.map((i) => i.attempts)), plainArray(valid.map((i) => i.duration_ms)), boolArray(valid.map((i) => i.final)),
+  ]);
   const done = new Set(rows.map((r) => r.run_id));
   return { has: (id) => done.has(id), errorOf: (id) => invalid.get(id) };
 }
@@ -108,14 +111,12 @@ export async function writeCheckpoints(db: Queryable, all: CheckpointItem[], inT
   return { has: (id) => !invalid.has(id) && applied.has(id), errorOf: (id) => invalid.get(id) };
 }
 
-/**
- * The parameters of every checkpoint statement ($1–$7 of checkpointSql). Column arrays rather than
- * one JSON document of records: Postgres parses them about a third faster. The outputs, though, go
- * as one JSON array: one stringify and one parse, where a jsonb[] literal costs an escape in Node and
- * an unescape plus a parse per element in Postgres.
- */
-function checkpointParams(items: CheckpointItem[], outputs: string): unknown[] {
-  return [
+async function writeValid(db: Queryable, items: CheckpointItem[], outputs: string, inTransaction: boolean): Promise<Applied> {
+  if (items.length === 0) return NONE;
+  // Column arrays rather than one JSON document of records: Postgres parses them about a third
+  // faster. The outputs, though, go as one JSON array: one stringify and one parse, where a jsonb[]
+  // literal costs an escape in Node and an unescape plus a parse per element in Postgres.
+  const params = [
     plainArray(items.map((i) => i.run_id)),
     plainArray(items.map((i) => i.step_index)),
     textArray(items.map((i) => i.step)),
@@ -124,11 +125,6 @@ function checkpointParams(items: CheckpointItem[], outputs: string): unknown[] {
     plainArray(items.map((i) => i.duration_ms)),
     boolArray(items.map((i) => i.final)),
   ];
-}
-
-async function writeValid(db: Queryable, items: CheckpointItem[], outputs: string, inTransaction: boolean): Promise<Applied> {
-  if (items.length === 0) return NONE;
-  const params = checkpointParams(items, outputs);
   if (!inTransaction) {
     try {
       const { rows } = await db.query<{ run_id: string }>(CHECKPOINT_FAST_SQL, params);

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.js';
 import { emit, formatBytes, formatSeconds, formatTable, num, withClient } from '../output.js';
-import { readRunFamily } from '../run-family.js';
 
 const STATUSES = ['queued', 'running', 'waiting', 'completed', 'failed', 'cancelled', 'superseded'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -115,10 +114,11 @@ export function registerRunCommands(program: Command): void {
              FROM walflow.runs r LEFT JOIN walflow.pipelines p ON p.name = r.pipeline WHERE r.id = $1`, [id])).rows[0];
         if (!run) throw new UserError(`no run ${id}`, 3);
         // What it waits for, and its family: the children its steps started, by step.
-        const family = await readRunFamily(c, id, run.status, 1000);
-        const w = family.waitingFor;
-        const waitingFor = w && { step: w.step, kind: w.kind, until: w.until, signal: w.signal, children: w.children, children_left: w.children_left, join: w.mode, repeats: w.repeats, since: w.since };
-        const children = family.children as unknown as Record<string, unknown>[];
+        const waitingFor = (await c.query(`SELECT step, kind, until, signal, children, children_left, mode AS join, repeats, since FROM walflow.waits w
+                                            WHERE run_id = $1 AND $2 = 'waiting'`, [id, run.status])).rows[0] ?? null;
+        const { rows: children } = await c.query(
+          `SELECT parent_step_index AS step_index, child_index, id, pipeline, status FROM walflow.runs
+            WHERE parent_run_id = $1 ORDER BY parent_step_index, child_index LIMIT 1000`, [id]);
         const { rows: steps } = await c.query(
           `SELECT t.step_index, t.step, t.outcome, t.attempt, t.duration_ms, t.started_at, t.finished_at, t.retry_at, t.error,
                   octet_length(s.output::text) AS output_bytes
